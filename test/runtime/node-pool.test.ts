@@ -335,6 +335,36 @@ describe.skipIf(skip !== null)("a Bun front's pool of Node 26 workers", () => {
   }, 180_000)
 })
 
+describe("bus.close() under a front's pool (superviseWorkers) of two workers", () => {
+  const rows = [
+    ["bun", "bun"],
+    ["bun", "node"],
+    ["node", "bun"],
+    ["node", "node"],
+  ] as const
+  for (const [front, workers] of rows)
+    test.skipIf(front === "bun" && workers === "bun" ? false : skip !== null)(
+      `a ${front} front's close() resolves once its ${workers} workers exited`,
+      async () => {
+        const name = busName("closepool")
+        const command = JSON.stringify(workerCommand(workers, name))
+        const env = { ...process.env, SLOTBUS_LIB: await libraryPath(), NODE_NO_WARNINGS: "1" }
+        const child = await peerChild(front, "runtime/pool-front.ts", [name, "2", command], { stdin: "pipe", env })
+        try {
+          const [, ...pids] = (await child.waitLine(/^listening (\d+),(\d+)$/, 60_000)).map(Number)
+          for (const [i, pid] of pids.entries()) await readyLine(child, name, i, pid!)
+          child.write("close-bus\n")
+          // before: "closed <both pids>": close() resolved while the pool was still ending them
+          expect((await child.waitLine(/^closed .*$/, 60_000))[0]).toBe("closed ")
+          expect(await child.exited).toBe(0)
+        } finally {
+          await child.kill()
+        }
+      },
+      120_000,
+    )
+})
+
 describe.skipIf(skip !== null)("a stdio bus under Node 26 (slotbus/stdio)", () => {
   test("its pool of Bun JSON-RPC workers answers, logs their stderr, restarts after kill -9 (requests in flight settled), reloads", async () => {
     const worker = join(FIXTURES, "..", "stdio", "workers", "worker.ts")

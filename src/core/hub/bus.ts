@@ -418,21 +418,17 @@ export class SlotBus {
   /**
    * Stop accepting requests and workers, and stop the superviseWorkers pools that feed it. With `drain` (default)
    * requests already accepted may finish for up to `timeoutMs` (default 5000); what is left fails with BusClosedError.
+   * Resolves once the pools' worker processes exited too.
    */
-  close(opts: CloseOptions = {}): Promise<void> {
-    let o: { drain: boolean; timeoutMs: number }
-    try {
-      o = closeSettings(opts)
-    } catch (e) {
-      return Promise.reject(e)
-    }
+  async close(opts: CloseOptions = {}): Promise<void> {
+    const o = closeSettings(opts) // a bad option: a rejection
     openBuses.remove(this)
     this.closing ??= this.shutdown(o.drain, o.timeoutMs)
     return this.closing
   }
 
   private async shutdown(drain: boolean, timeoutMs: number) {
-    this.pools.closing() // before their workers see the hub go: that is no crash
+    const pools = this.pools.closing() // before their workers see the hub go: that is no crash
     await this.acceptor.stop()
     // a shared front's control socket goes with its seat, before the next leader (running the pool now) opens it
     if (this.front) await this.control?.close()
@@ -448,6 +444,7 @@ export class SlotBus {
     await this.remoteLink?.close(0)
     this.acceptor.dropAll(err)
     this.dispatcher.observer.close()
+    await pools // their processes exited: a test runner or a process exiting after close() sees none left
   }
 
   /** `await using bus = …` closes the bus where its scope ends (at a server module's top, too soon: early-dispose.ts). */

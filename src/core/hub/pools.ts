@@ -2,7 +2,7 @@
 // view, the failure of one that gave up, and what a pool asks of the bus's books: the load on its workers, when a
 // new worker joined, and retiring one (nothing new to it, then wait until it holds nothing).
 import { BusClosedError } from "../../errors.ts"
-import { sleep } from "../../kit/index.ts"
+import { sleep, type Supervisor } from "../../kit/index.ts"
 import { SharedPools } from "../ops/front-pool.ts"
 import type { PoolRow } from "../observe/bus-status.ts"
 import type { Dispatcher } from "./dispatcher.ts"
@@ -58,10 +58,13 @@ export class BusPools {
   }
 
   /** What each pool does when the bus closes (superviseWorkers: it stops), by pool. */
-  private readonly stops = new Map<object, () => void>()
+  private readonly stops = new Map<Supervisor, () => Promise<void> | undefined>()
 
-  /** `pool` stops with the bus: `stop` is called once close() begins (its workers would exit, and be restarted). */
-  stopOnClose(pool: object, stop: () => void) {
+  /**
+   * `pool` stops with the bus: `stop` is called once close() begins (its workers would exit, and be restarted), and
+   * close() resolves once it did (once its processes exited).
+   */
+  stopOnClose(pool: Supervisor, stop: () => Promise<void> | undefined) {
     this.stops.set(pool, stop)
   }
 
@@ -74,10 +77,11 @@ export class BusPools {
     )
   }
 
-  /** The bus began to close: each pool stops. */
-  closing() {
-    for (const stop of this.stops.values()) stop()
+  /** The bus began to close: each pool stops. Resolves once they stopped, a stop() already under way too. */
+  closing(): Promise<unknown> {
+    const stops = [...this.stops].map(([pool, stop]) => (pool.state === "stopping" ? stopped(pool) : stop()))
     this.stops.clear()
+    return Promise.allSettled(stops)
   }
 
   /** `pool` is shown in the bus's status view until `describe` says null (stopped). */
@@ -165,4 +169,11 @@ export class BusPools {
     e.drain()
     while (this.dispatcher.endpoints.includes(e) && e.inFlight > 0) await sleep(5)
   }
+}
+
+/** Resolves once `pool`, stopping, has stopped. */
+function stopped(pool: Supervisor): Promise<void> {
+  return new Promise((done) => {
+    const off = pool.on("stopped", () => (off(), done()))
+  })
 }

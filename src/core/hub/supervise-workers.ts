@@ -273,7 +273,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     }
   }
   if (front) runWhenLeading(front, { pool: sup, start: lead, log })
-  const stop = () => void (sup.state === "running" || sup.state === "failed" ? sup.stop() : null)
+  const stop = () => (sup.state === "running" || sup.state === "failed" ? sup.stop() : undefined)
   // its workers would join the next leader's fronts beside that leader's pool: the name's pool goes with the seat
   front?.onClose(stop)
   bus?.pools.stopOnClose(sup, stop) // its workers exit with it (exitWithFront): restarting them would be a crash loop

@@ -261,6 +261,7 @@ export class Supervisor {
     const successors = [...this.successors.keys()].map(async (proc) => {
       if (this.opts.retire && drainMs > 0) await within(this.opts.retire(proc.pid), drainMs)
       this.end(proc, "stop", "SIGKILL")
+      await proc.exited
     })
     if (this.opts.drain && drainMs > 0) await within(this.opts.drain(), drainMs)
     await Promise.all(successors)

@@ -220,14 +220,14 @@ describe("bus.close() with its pool running", () => {
       const pids = sup.instances.map((i) => i.pid)
       started.length = 0
       await bus.close()
-      await until(() => exits.length === 2, "both workers' exits")
+      // before: close() resolved with both workers alive, the pool "stopping" (they were gone a moment later)
+      expect(pids.filter(alive)).toEqual([])
+      expect(sup.state).toBe("stopped")
       // before: each exit (code 0, its hub gone) was a crash, restarted into a crash loop until the pool gave up
       expect(exits).toEqual(["stop", "stop"])
-      await until(() => sup.state === "stopped", "the pool stopped")
       expect(started).toEqual([])
       expect(sup.restarts).toBe(0)
       expect(lines).toEqual([])
-      expect(pids.filter(alive)).toEqual([])
     } finally {
       await sup.stop()
       await bus.close()
@@ -253,17 +253,45 @@ describe("bus.close() with its pool running", () => {
       await until(() => bus.workerCount === 2, "the successor joined")
       const successor = bus.workers.find((w) => w.pid !== old)!.pid
       await bus.close()
+      expect([old, successor].filter(alive)).toEqual([]) // before: both alive as close() resolved
+      expect(sup.state).toBe("stopped")
       const err = (await reload) as ReplaceError
       expect(err).toBeInstanceOf(ReplaceError)
       // before: "reload: instance 0's successor (pid S) exited (killed by SIGKILL) …; the old process (pid P) keeps serving"
       expect(err.message).toBe(
         `reload: bus "${name}" closed, and its pool stopped with it; instance 0's successor (pid ${successor}) and its old process (pid ${old}) end with the pool`,
       )
-      await until(() => sup.state === "stopped", "the pool stopped")
       expect(started).toEqual([])
       expect(sup.restarts).toBe(0)
       expect(lines).toEqual([]) // no "a reload was rejected": the code was not at fault
-      expect([old, successor].filter(alive)).toEqual([])
+    } finally {
+      await sup.stop()
+      await bus.close()
+    }
+  })
+
+  test.each([
+    ["called twice at once", (bus: SlotBus) => Promise.all([bus.close(), bus.close()])],
+    [
+      "called while the pool's own stop() is under way",
+      (bus: SlotBus, sup: Supervisor) => (void sup.stop(), bus.close()),
+    ],
+  ])("close() %s resolves once the workers exited", async (_, close) => {
+    const name = busName("close-twice")
+    const bus = await SlotBus.listen(name)
+    const sup = superviseWorkers(bus, {
+      command: [bun, ECHO_WORKER, name],
+      instances: 2,
+      stdout: "ignore",
+      log: () => {},
+    })
+    try {
+      await bus.waitForWorkers(2)
+      const pids = sup.instances.map((i) => i.pid)
+      await close(bus, sup)
+      expect(pids.filter(alive)).toEqual([]) // before: both alive
+      expect(sup.state).toBe("stopped")
+      await bus.close() // once more, after: at once
     } finally {
       await sup.stop()
       await bus.close()

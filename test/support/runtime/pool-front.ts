@@ -8,7 +8,8 @@
 // "reload" prints "reloaded <pids>" or "reload-failed <message>"; "pool" prints "pool <state> <running>
 // <replacements as JSON> <crash loop: true or false>"; "health" prints "health <JSON>": the bus's status warnings,
 // its pools' rows and its slotbus_worker_crash_loop samples; "stop" stops the pool and prints "stopped <workers the bus lists then>"; "close" stops the
-// pool, closes the bus, exits 0.
+// pool, closes the bus, exits 0; "close-bus" closes the bus alone (the pool stops with it), prints "closed <pids of
+// the pool's processes alive as close() resolved, comma-separated>" and exits 0.
 import { createInterface } from "node:readline"
 import { type ListenOptions, SlotBus, type SuperviseWorkersOptions, superviseWorkers } from "../../../src/index.ts"
 import type { StatusSection } from "../../../src/status/index.ts"
@@ -25,7 +26,8 @@ const pool = superviseWorkers(bus, {
   restart: { backoffInitialMs: 10 },
   ...extra.pool,
 })
-pool.on("start", (i) => console.log(`start ${i.index} ${i.pid}`))
+const started = new Set(pool.instances.map((i) => i.pid))
+pool.on("start", (i) => (started.add(i.pid), console.log(`start ${i.index} ${i.pid}`)))
 pool.on("exit", (i, e) => console.log(`exit ${i.index} ${e.pid} ${e.code} ${e.signal} ${e.cause}`))
 const pids = () => pool.instances.map((i) => i.pid).join(",")
 console.log(`listening ${pids()}`)
@@ -47,8 +49,21 @@ for await (const line of createInterface({ input: process.stdin })) {
       .filter((l) => l.startsWith("slotbus_worker_crash_loop{"))
     const pools = status.tables.find((t) => t.title.startsWith("worker pools"))?.rows
     console.log(`health ${JSON.stringify({ warnings: status.warnings, pools, loop })}`)
+  } else if (verb === "close-bus") {
+    await bus.close()
+    console.log(`closed ${[...started].filter(alive).join(",")}`)
+    process.exit(0)
   } else if (verb === "close") break
 }
 await pool.stop()
 await bus.close()
 process.exit(0)
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
