@@ -13,8 +13,8 @@ Runs the HTTP hub: workers join with hubWorker("http://<host>:<port>", name) and
 --spawn keeps that many worker processes running (restarted with backoff when they die; they get
 SLOTBUS_HUB_URL and SLOTBUS_HUB_TOKEN_FILE in their environment); SIGHUP replaces them one at a time, each once
 its successor registered (a deploy): the old one gets no new request and is SIGTERMed once it runs none.
-SIGTERM or SIGINT stops the hub: new requests get 503, what the workers run is answered (at most 10 s), each
---spawn worker is SIGTERMed once it runs nothing, then the hub closes (workers started elsewhere keep retrying).
+SIGTERM or SIGINT stops the hub: new requests get 503, those it has (a body still coming in too) are answered (at
+most 10 s), each --spawn worker is SIGTERMed, then the hub closes (workers started elsewhere keep retrying).
 --nats takes workers on other hosts too, through that NATS server: they join with
 hubWorker(url, name, { nats, token }) (docs/PROTOCOL.md §10).
 --events-durable (with --nats) keeps GET /events in a JetStream stream: Last-Event-ID resumes on any hub of the
@@ -124,10 +124,12 @@ async function run(argv: string[]): Promise<number> {
   await stopped
   off()
   process.off("SIGHUP", reload)
-  // new requests get 503; every worker leaves its routes and finishes what it runs (at most DRAIN_TIMEOUT_MS): a
-  // spawned one is then SIGTERMed, one that joined from outside sees its hub close and keeps trying to rejoin
+  // new requests get 503; every worker leaves its routes and finishes what it runs, bodies still coming in included
+  // (at most DRAIN_TIMEOUT_MS): a spawned one is then SIGTERMed, one that joined from outside sees its hub close and
+  // keeps trying to rejoin
   hub.refuseRequests()
-  await Promise.all([workers?.stop(), within(hub.retireWorkers(), DRAIN_TIMEOUT_MS)])
+  await within(hub.retireWorkers(), DRAIN_TIMEOUT_MS)
+  await workers?.stop()
   await hub.close()
   return 0
 }

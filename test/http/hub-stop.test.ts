@@ -4,7 +4,7 @@
 // requests and their clients get 502.
 import { expect, test } from "bun:test"
 import { alive, until } from "../support/helpers.ts"
-import { heldHub } from "../support/http/held-hub.ts"
+import { halfUpload, heldHub } from "../support/http/held-hub.ts"
 
 test("SIGTERM to slotbus hub --spawn: the requests its workers hold are answered, new ones get 503, the hub exits 0", async () => {
   const h = await heldHub({ instances: 2 })
@@ -29,6 +29,31 @@ test("SIGTERM to slotbus hub --spawn: the requests its workers hold are answered
     expect(refused).toMatchObject({ status: 503, body: { error: "unavailable" } })
     expect(await hub.exited).toBe(0)
     await until(() => pids.every((pid) => !alive(pid)), "both workers stopped", 20_000)
+  } finally {
+    await h.end()
+  }
+}, 60_000)
+
+test("SIGTERM to slotbus hub --spawn while a client uploads a request's body: it is answered once its body is in", async () => {
+  const h = await heldHub({ instances: 1 })
+  const { url, hub, ready } = h
+  try {
+    await until(() => ready().length === 1, "the worker ready", 20_000)
+    const pid = ready()[0]!
+    h.release() // /hold answers at once
+    const half = "7".repeat(500)
+    const upload = await halfUpload(url, "/hold", half)
+    hub.signal("SIGTERM")
+    await until(async () => {
+      const r = await fetch(`${url}/ping`).catch(() => null)
+      return r === null || r.status !== 200
+    }, "the hub refuses new requests")
+    // before: the worker was SIGTERMed as it ran nothing, the upload then answered 503 or cut off
+    const answer = await upload.finish()
+    expect(answer).toStartWith("HTTP/1.1 201")
+    expect(answer.endsWith(half + half)).toBe(true)
+    expect(await hub.exited).toBe(0)
+    await until(() => !alive(pid), "the worker stopped", 20_000)
   } finally {
     await h.end()
   }

@@ -7,7 +7,7 @@ import { COOKIES_HEADER, STREAM_HEADER, type ControlMessage } from "../wire.ts"
 import type { HubCounters } from "./counters.ts"
 import type { Liveness } from "./liveness.ts"
 import { forwardedFor, idleSecondsFor, outlastsIdle, type ResolvedOptions } from "./options.ts"
-import { MAX_HEAD_BYTES, type Registry, type RouteEntry, type WorkerInstance } from "./registry.ts"
+import { isAttached, MAX_HEAD_BYTES, type Registry, type RouteEntry, type WorkerInstance } from "./registry.ts"
 
 // and Content-Length: the server frames the body it is given itself
 const dropped = (name: string) => HOP_BY_HOP.has(name) || name === "content-length"
@@ -47,6 +47,8 @@ export class RequestProxy {
   /** A wait the connection's idle timeout would cut short (the client would get no answer at all) is exempt from it. */
   private readonly exempt: boolean
   private readonly idleSeconds: number
+  /** Requests whose body is still coming in: not yet in flight on a worker (the hub's stop waits for them). */
+  uploads = 0
 
   constructor(
     private readonly opts: ResolvedOptions,
@@ -67,11 +69,14 @@ export class RequestProxy {
     let body: Uint8Array | undefined
     if (req.body) {
       let read: Uint8Array | null
+      this.uploads++
       try {
         read = await readBody(req, this.opts.maxRequestBodyBytes)
       } catch (e) {
         if (req.signal.aborted) return this.failure(e, null, req) // the client hung up mid-upload
         throw e
+      } finally {
+        this.uploads--
       }
       if (!read) {
         this.counters.tooLarge++
@@ -82,8 +87,9 @@ export class RequestProxy {
         )
       }
       body = read
-      // it left its routes while the body arrived (a deploy retired it, or it deregistered): another one takes it
-      if (!entry.instances.includes(inst)) inst = this.registry.pick(entry)
+      // It left its routes while the body arrived: another worker takes it (a deploy retired it; it deregistered),
+      // or, with none on the route (the hub stops), the one it came for, still attached, runs it as it drains
+      if (!entry.instances.includes(inst)) inst = this.registry.pick(entry) ?? (isAttached(inst) ? inst : null)
       if (!inst) return this.unavailable(entry)
     }
     inst.inFlight++

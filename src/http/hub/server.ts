@@ -1,7 +1,7 @@
 // The HTTP hub: a front door on the runtime's HTTP server (Bun.serve, node:http) that routes requests to worker
 // processes over slotbus.
 // This file dispatches; each concern lives next to it (registry, liveness, proxy, sse, health).
-import { madeBy, METRICS, selfFamilies, STATUS, type MetricFamily, type StatusSection } from "../../kit/index.ts"
+import { madeBy, METRICS, selfFamilies, sleep, STATUS, type MetricFamily, type StatusSection } from "../../kit/index.ts"
 import { SettingsMismatchError, Topic } from "../../events/index.ts"
 import { HubEventsError } from "../errors.ts"
 import { sameToken, defaultTokenFile, newToken, removeTokenFile, writeTokenFile } from "../token.ts"
@@ -248,8 +248,11 @@ export class Hub {
    * @internal slotbus hub's stop, after refuseRequests: every worker process, spawned or joined from outside, leaves its
    * routes; resolves once none runs a request (then close() cuts nothing off).
    */
-  retireWorkers(): Promise<void> {
-    return this.registry.retire(null)
+  async retireWorkers(): Promise<void> {
+    await this.registry.retire(null)
+    // a request whose body was still coming in is in flight once it is in, on a worker that drains
+    while (this.proxy.uploads > 0) await sleep(5)
+    await this.registry.retire(null)
   }
 
   health(): HubHealth {

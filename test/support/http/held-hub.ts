@@ -1,10 +1,13 @@
 // `slotbus hub --spawn` of workers that hold each POST /hold until a release file exists (they print "held <body>",
 // then answer 201 with the body; "ready <pid>" once joined; no SIGTERM handler, as hubWorker's README example), for
-// the tests of what a reload or a stop does to requests a worker holds (test/http/hub-reload, hub-stop).
+// the tests of what a reload or a stop does to requests a worker holds (test/http/hub-reload, hub-stop); and a request
+// whose body comes in two halves, for what a stop does to one still uploading.
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { connect } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { alive, freePort, spawn } from "../helpers.ts"
+import { setTimeout as sleep } from "node:timers/promises"
+import { alive, freePort, spawn, until } from "../helpers.ts"
 
 const ROOT = join(import.meta.dir, "..", "..", "..")
 
@@ -57,6 +60,29 @@ console.log(\`ready \${process.pid}\`)
       const pids = new Set(hub.lines.flatMap((l) => [...l.matchAll(/pid (\d+)/g)].map((m) => Number(m[1]))))
       for (const pid of pids) if (alive(pid)) process.kill(pid, "SIGKILL")
       rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/**
+ * A POST of `2 × half` to `url`'s `path` over a raw connection, of which the head and the first half are sent now;
+ * `finish()` sends the rest and resolves with what came back (the whole answer, or what came before the connection
+ * ended).
+ */
+export async function halfUpload(url: string, path: string, half: string) {
+  const socket = connect(Number(new URL(url).port), "127.0.0.1")
+  let answer = ""
+  socket.on("data", (d) => (answer += d.toString("latin1")))
+  const closed = new Promise((done) => socket.on("close", done))
+  socket.write(`POST ${path} HTTP/1.1\r\nhost: x\r\ncontent-length: ${2 * half.length}\r\n\r\n${half}`)
+  await sleep(200) // the server has the head and half the body
+  return {
+    async finish(): Promise<string> {
+      socket.write(half)
+      const whole = until(() => answer.endsWith(half + half), "the answer", 20_000)
+      await Promise.race([closed, whole.catch(() => {})])
+      socket.destroy()
+      return answer
     },
   }
 }
