@@ -55,8 +55,8 @@ void os_shm_unlink(const char *name);
 /* ---- processes ---- */
 
 /* A process's start time (units per OS; compared for equality only), 0 if it is not there. *gone: a zombie or
- * dead one. */
-uint64_t os_proc_start(uint32_t pid, int *gone);
+ * dead one. *stopped (if not NULL): stopped by a signal (SIGSTOP) or a debugger. */
+uint64_t os_proc_start(uint32_t pid, int *gone, int *stopped);
 /* A pidfd, or -errno; -ENOSYS where there are none. */
 int os_pidfd_open(uint32_t pid);
 /* Whether every other process holding the listening unix socket bound to path (a socket file's, §1.1) is

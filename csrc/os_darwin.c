@@ -113,10 +113,11 @@ void os_shm_unlink(const char *name) { shm_unlink(name); }
 
 /* ---- processes ---- */
 
-uint64_t os_proc_start(uint32_t pid, int *gone) {
+uint64_t os_proc_start(uint32_t pid, int *gone, int *stopped) {
   struct proc_bsdinfo info;
   if (proc_pidinfo((int)pid, PROC_PIDTBSDINFO, 0, &info, sizeof info) != (int)sizeof info) return 0;
   if (gone) *gone = info.pbi_status == SZOMB;
+  if (stopped) *stopped = info.pbi_status == SSTOP;
   return (uint64_t)info.pbi_start_tvsec * 1000000u + info.pbi_start_tvusec;
 }
 

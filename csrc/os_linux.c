@@ -112,8 +112,9 @@ void os_shm_unlink(const char *name) {
 /* ---- processes ---- */
 
 /* A process's start time (field 22 of /proc/<pid>/stat, clock ticks since boot), 0 if it is not there. With a
- * recycled pid the start time differs, so pid + start time names one process. *gone: a zombie or dead one. */
-uint64_t os_proc_start(uint32_t pid, int *gone) {
+ * recycled pid the start time differs, so pid + start time names one process. *gone: a zombie or dead one;
+ * *stopped: state T (a signal) or t (a debugger). */
+uint64_t os_proc_start(uint32_t pid, int *gone, int *stopped) {
   char path[48], buf[1024];
   snprintf(path, sizeof path, "/proc/%u/stat", pid);
   if (sys_read_small(path, buf, sizeof buf) < 0) return 0;
@@ -121,6 +122,7 @@ uint64_t os_proc_start(uint32_t pid, int *gone) {
   if (!p || p[1] != ' ') return 0;
   p += 2; /* field 3: state */
   if (gone) *gone = (*p == 'Z' || *p == 'X');
+  if (stopped) *stopped = (*p == 'T' || *p == 't');
   for (int field = 3; field < 22 && p; field++) p = strchr(p + 1, ' ');
   return p ? strtoull(p + 1, NULL, 10) : 0;
 }

@@ -121,7 +121,7 @@ void plat_wait(_Atomic uint32_t *addr, uint32_t expect, int timeout_ms, int shar
 void plat_wake(_Atomic uint32_t *addr, int shared) { os_wake(addr, shared); }
 int plat_wait_many(const plat_waitv_entry *v, uint32_t n, int timeout_ms) { return scheme->wait_many(v, n, timeout_ms); }
 int plat_poll_ms(void) { return scheme->poll_ms; }
-uint64_t plat_proc_start(uint32_t pid, int *gone) { return os_proc_start(pid, gone); }
+uint64_t plat_proc_start(uint32_t pid, int *gone, int *stopped) { return os_proc_start(pid, gone, stopped); }
 int plat_pidfd_open(uint32_t pid) { return scheme->pidfd_open(pid); }
 int plat_listeners_stopped(const char *prefix, const char *name, uint32_t *pids, uint32_t max, uint32_t *n,
                            uint32_t *more) {

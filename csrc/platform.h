@@ -147,8 +147,8 @@ int plat_poll_ms(void);
 /* ---- processes (§13.5) ---- */
 
 /* A process's start time (units per backend; compared for equality only), 0 if it is not there. *gone: a
- * zombie or dead one. */
-uint64_t plat_proc_start(uint32_t pid, int *gone);
+ * zombie or dead one. *stopped (if not NULL): stopped by a signal (SIGSTOP) or a debugger. */
+uint64_t plat_proc_start(uint32_t pid, int *gone, int *stopped);
 /* A pidfd, or -ENOSYS where there are none (then liveness is kill + start time). */
 int plat_pidfd_open(uint32_t pid);
 /* §7.1 frozen members: whether every other process holding the listening socket of "<prefix><name>" is stopped

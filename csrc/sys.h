@@ -43,7 +43,7 @@ static inline uint32_t sys_fnv1a(uint32_t h, const void *p, size_t n) {
 /* The start time of pid (plat_proc_start), 0 when it is gone or a zombie. */
 static inline uint64_t sys_proc_start(uint32_t pid) {
   int gone = 0;
-  uint64_t start = plat_proc_start(pid, &gone);
+  uint64_t start = plat_proc_start(pid, &gone, NULL);
   return gone ? 0 : start;
 }
 
@@ -51,6 +51,15 @@ static inline uint64_t sys_proc_start(uint32_t pid) {
  * sides read 0 and a process that exists counts as the same one: a holder is never judged dead while alive. */
 static inline int sys_proc_same(uint32_t pid, uint64_t start) {
   return pid != 0 && sys_proc_start(pid) == start;
+}
+
+/* 1 while pid is the process that started at `start`, alive and not stopped (SIGSTOP, a debugger): whatever it is
+ * doing, it goes on with. One kill(pid, 0) and one read of /proc/<pid>/stat (Linux). */
+static inline int sys_proc_runs(uint32_t pid, uint64_t start) {
+  int gone = 0, stopped = 0;
+  if (pid == 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH)) return 0;
+  uint64_t now = plat_proc_start(pid, &gone, &stopped);
+  return !gone && !stopped && now == start;
 }
 
 /* 1 while some process has pid: one cheap kill(pid, 0), blind to a reused pid (sys_proc_same is not). */

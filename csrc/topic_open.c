@@ -13,7 +13,7 @@ static sb_topic *topic_new(const char *name) {
   snprintf(t->name, sizeof t->name, "%s", name);
   t->listen_fd = t->conn_fd = t->memfd = t->send_fd = -1;
   t->pid = (uint32_t)getpid();
-  t->start = plat_proc_start(t->pid, NULL);
+  t->start = plat_proc_start(t->pid, NULL, NULL);
   t->pub_index = -1;
   return t;
 }

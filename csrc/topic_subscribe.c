@@ -12,12 +12,32 @@ struct sb_sub {
   uint64_t seen_tail;
   uint64_t received, corrupt;
   uint64_t stuck_pos, stuck_since;   /* the unfinished record we wait at, since when (ns) */
+  uint64_t stuck_asked;              /* when its writer was last found running (ns; stuck_since at first) */
   uint8_t head[SB_TOPIC_HEAD_BYTES]; /* a record's head, to filter and count what the batch does not keep */
 };
 
-/* How long a subscriber waits at an unfinished record before aborting it: 1 ms, plus 1 ns per byte so that a
- * large event being copied in is not aborted again and again. */
+/* How long a subscriber waits at an unfinished record before it asks whether the writer still runs (§8.3, "A
+ * publisher killed or stopped mid-write"): 1 ms, plus 1 ns per byte. A writer that runs gets as long again, and so
+ * on up to writer_limit_ns: a copy into pages the ring never touched takes tens of ms for 16 MiB. */
 static uint64_t patience_ns(uint64_t alen) { return 1000000u + alen; }
+static uint64_t writer_limit_ns(uint64_t alen) { return 1000000000u + 100u * alen; }
+
+/* Whether the writer of the unfinished record at p runs: a live publisher entry whose fence is the record's header
+ * word (a fence is stored before the claim and cleared after the commit, §8.3 P3, P9), of a process alive, the
+ * same one (start time) and not stopped. Slow (a /proc read per candidate): asked once per patience only. */
+static int writer_runs(sb_topic *t, uint64_t p, uint64_t alen) {
+  uint64_t h = hdr(p, alen, SB_REC_WRITING);
+  for (uint32_t i = 0; i < SB_TOPIC_MAX_PUBS; i++) {
+    uint8_t *e = pub_entry(t, i);
+    /* acquire: pairs with register_publisher's release, so pid and start are the entry's owner's */
+    if (shm_load_acquire(shm_u32(e, SB_PUBLISHER_STATE)) != SB_ENTRY_LIVE) continue;
+    /* relaxed: read_record's acquire load of the header saw the claim, and the claimer stored its fence before it */
+    if (shm_load_relaxed(shm_u64(e, SB_PUBLISHER_FENCE)) != h) continue;
+    uint32_t pid = shm_load_relaxed(shm_u32(e, SB_PUBLISHER_PID));
+    if (pid == t->pid || sys_proc_runs(pid, shm_load_relaxed(shm_u64(e, SB_PUBLISHER_START)))) return 1;
+  }
+  return 0;
+}
 
 sb_sub *sb_sub_open(sb_topic *t, const uint8_t *filter, uint32_t filter_len, uint32_t queue, double from, int *err) {
   if (!filter_valid(filter, filter_len) || queue < 1 || queue > (1u << 20)) {
@@ -140,13 +160,18 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
         continue;
       }
       if (r == R_CLAIMED) {
-        /* Wait for it (its publisher rings us when it commits, §8.7), but not forever: a publisher that is
-         * descheduled or dead mid-write loses the record to an abort and publishes it again further on. */
+        /* Wait for it (its publisher rings us when it commits, §8.7) while its writer runs, up to a limit; a
+         * writer dead or stopped mid-write loses the record to an abort (a live one publishes it again further
+         * on). Whether it runs is asked once per patience, never on the way to a committed record. */
         uint64_t now = mono_ns();
-        if (s->stuck_pos != p + 1) s->stuck_pos = p + 1, s->stuck_since = now;
-        if (now - s->stuck_since >= patience_ns(ri.alen) && abort_record(t, p, ri.alen)) {
-          p += ri.alen;
-          continue;
+        if (s->stuck_pos != p + 1) s->stuck_pos = p + 1, s->stuck_since = s->stuck_asked = now;
+        if (now - s->stuck_asked >= patience_ns(ri.alen)) {
+          if (now - s->stuck_since < writer_limit_ns(ri.alen) && writer_runs(t, p, ri.alen)) {
+            s->stuck_asked = now;
+          } else if (abort_record(t, p, ri.alen)) {
+            p += ri.alen;
+            continue;
+          }
         }
         stuck = p + 1;
         break;
@@ -236,7 +261,7 @@ static int pending(sb_sub *s) {
   if (stuck == 0) return 0;
   uint64_t h = shm_load_seq_cst(rec_words(t, stuck - 1));
   if (!hdr_is(h, stuck - 1) || hdr_state(h) != SB_REC_WRITING) return 1; /* committed or aborted since */
-  return s->stuck_pos == stuck && mono_ns() - s->stuck_since >= patience_ns(hdr_alen(h)); /* time to abort it */
+  return s->stuck_pos == stuck && mono_ns() - s->stuck_asked >= patience_ns(hdr_alen(h)); /* time to ask again */
 }
 
 int sb_sub_pending(sb_sub *s) { return pending(s); }

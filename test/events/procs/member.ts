@@ -12,12 +12,14 @@
 //   rawconnect <@socket>                   connects to an abstract socket by hand: the status of the hello it gets
 //   rawflood <@socket> <ms>                16 such connects at a time, each closed after its hello or 200 ms, for <ms>
 //   rawbind <@socket>                      binds and listens on an abstract socket by hand, answers nothing, stays
+//   midwrite <topic>                       a publisher stopped mid-copy for good: its fence and a 64-byte claim at the
+//                                          tail left WRITING (§8.3 P3, P5), never committed; prints { claimed: pos }
 //   parked <topic>                         subscribe (idle "park") and print each event ({ ev: text }); no top-level
 //                                          await and no timer: only its subscription keeps the process alive
 import { toArrayBuffer } from "bun:ffi"
 import { NotFoundError, Topic } from "../../../src/events/index.ts"
 import { topicNative } from "../../../src/native/ffi.ts"
-import { TopicLayout } from "../../../src/native/topic-layout.ts"
+import { EntryState, PubField, RecState, TopicConst, TopicLayout } from "../../../src/native/topic-layout.ts"
 import { scrollOf, typeOf } from "./gen.ts"
 
 const [mode, name, a, b, c] = process.argv.slice(2)
@@ -153,6 +155,27 @@ if (mode === "hold") {
   )
   say({ took: false, n, failed })
   process.exit(0)
+} else if (mode === "midwrite") {
+  const t = await join(name!)
+  t.publish({ type: "midwrite.hello" }) // its publisher entry, and the ring mapped writable
+  const region = new DataView(toArrayBuffer(topicNative.sb_topic_region(t.ptr)!, 0, TopicLayout.OFF_DATA + t.capacity))
+  const entries = Array.from(
+    { length: TopicConst.MAX_PUBS },
+    (_, i) => TopicLayout.OFF_PUBS + i * TopicLayout.PUB_BYTES,
+  )
+  const entry = entries.find(
+    (e) =>
+      region.getUint32(e + PubField.STATE, true) === EntryState.LIVE &&
+      region.getUint32(e + PubField.PID, true) === process.pid,
+  )!
+  // the header word of §8.3 for a 64-byte record at the tail, WRITING; its fence is the same word (§8.2)
+  const pos = Number(region.getBigUint64(TopicLayout.OFF_TAIL, true))
+  const word = ((BigInt(pos >> 4) & ((1n << 40n) - 1n)) << 24n) | (BigInt(64 >> 4) << 4n) | BigInt(RecState.WRITING)
+  region.setBigUint64(entry + PubField.FENCE, word, true) // P3
+  region.setBigUint64(TopicLayout.OFF_DATA + (pos & (t.capacity - 1)), word, true) // P5: the claim, then the tail
+  region.setBigUint64(TopicLayout.OFF_TAIL, BigInt(pos + 64), true)
+  say({ claimed: pos, pid: process.pid })
+  setInterval(() => {}, 1000)
 } else if (mode === "parked") {
   const t = await join(name!)
   const sub = t.subscribe({}, { idle: "park" })

@@ -3,6 +3,8 @@
 // Prints "ready <pid>" once the topic is open. Each stdin line is a command:
 //   sub <id> <type filter> [k=v,…]   subscribes (routing keys must equal k=v); prints "ev <id> <type> <k=v,…> <data>"
 //                                    per event, read by for await (parked between events)
+//   big <id> <idle>                  subscribes to every event with that idle strategy; prints "big <id> <data[0]>
+//                                    <length> whole|torn" per event (whole: every 4096th byte and the last equal data[0])
 //   pub <type> <data> [k=v,…]        publishes an event with those routing keys
 //   flood <type> <n>                 publishes n events, data "0" … "n-1", then prints "flooded <n>"
 //   count <id>                       prints "count <id> <received> <lagged>"
@@ -34,6 +36,18 @@ for await (const line of createInterface({ input: process.stdin })) {
     subs.set(a!, sub)
     void (async () => {
       for await (const ev of sub) console.log(`ev ${a} ${ev.type} ${textOf(ev.routing)} ${ev.text()}`)
+    })()
+    console.log(`subscribed ${a}`)
+  } else if (verb === "big") {
+    const sub = topic.subscribe({}, { queue: 64, idle: b as "spin" })
+    subs.set(a!, sub)
+    void (async () => {
+      for await (const ev of sub) {
+        const d = ev.data as Uint8Array
+        let whole = d.length > 0 && d[d.length - 1] === d[0]
+        for (let i = 0; whole && i < d.length; i += 4096) whole = d[i] === d[0]
+        console.log(`big ${a} ${d[0]} ${d.length} ${whole ? "whole" : "torn"}`)
+      }
     })()
     console.log(`subscribed ${a}`)
   } else if (verb === "pub") {
