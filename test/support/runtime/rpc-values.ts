@@ -167,6 +167,10 @@ export const peerApi = {
   make(name: string): unknown {
     return CASES[name]!.make()
   },
+  /** Its argument back (a 1 MiB BigInt both ways: test/core/rpc/rpc.test.ts). */
+  echo<T>(v: T): T {
+    return v
+  },
   /** A result no encoding carries. */
   makeBad(): unknown {
     return { f() {} }
