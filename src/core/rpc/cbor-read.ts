@@ -210,9 +210,9 @@ class Reader {
         return v
       }
       case Tag.SHARED_REF: {
-        const i = this.value(d)
-        if (typeof i !== "number" || !(i < this.refs.length))
-          throw bad(`tag 29 to ${String(i)}, not a shared value before it`)
+        const i = this.head()
+        if (this.major !== 0 || i < 0) throw bad("tag 29 on something else than an unsigned integer")
+        if (i >= this.refs.length) throw bad(`tag 29 to ${i}, not a shared value before it`)
         const v = this.refs[i]
         if (v === PENDING) throw bad(`tag 29 to ${i}, a value inside its own making that cannot hold itself`)
         return v

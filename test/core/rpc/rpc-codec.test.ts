@@ -266,6 +266,12 @@ describe("the CBOR of §6.1.1", () => {
     ["an unknown tag", "d9 ffff 01"],
     ["a reference to nothing", "d81d 05"],
     ["a reference to a value still being read that is no container", "d81c c1 d81d00"],
+    // before, the next three read as undefined and the fourth as the value it counted to (a bignum was refused)
+    ["a reference by a negative index", "82 d81c80 d81d20"],
+    ["a reference by a negative index, nothing shared", "81 d81d20"],
+    ["a reference by a fractional index", "82 d81c80 d81d f93800"],
+    ["a reference by a float, even a whole one", "82 d81c80 d81d f90000"],
+    ["a reference by a bignum", "82 d81c80 d81d c240"],
     ["an object key that is not text", "a1 01 02"],
     ["a text string that is not UTF-8", "62 c328"],
     ["a typed array of a part element", "d845 43 010203"],
