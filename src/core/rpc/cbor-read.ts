@@ -237,7 +237,11 @@ class Reader {
       }
       case Tag.POS_BIGNUM:
       case Tag.NEG_BIGNUM: {
-        const b = this.bytes()
+        let b = this.bytes()
+        // leading zero bytes are read (RFC 8949 §3.4.3: decoders must), and not counted against the cap
+        let z = 0
+        while (z < b.length && b[z] === 0) z++
+        b = b.subarray(z)
         // past 2^30 bits neither engine makes the BigInt (Node's error would quote all of its hex)
         if (b.length > MAX_BIGNUM_BYTES) throw bad(`a bignum of ${b.length} bytes, over the 2^30 bits a BigInt holds`)
         // through hex, in linear time: a shift and an or a byte took quadratic time (a 400 KB bignum, 23 s)

@@ -307,6 +307,32 @@ describe("the CBOR of §6.1.1", () => {
     }
   })
 
+  test("a BigInt is written with no leading zero byte, 0 and -1 as empty byte strings, and read back", () => {
+    expect(hex(encodeCbor(0n))).toBe("c240")
+    expect(hex(encodeCbor(-1n))).toBe("c340")
+    expect(hex(encodeCbor(256n))).toBe("c2420100") // an odd number of hex digits: the first byte is 0x01
+    expect(hex(encodeCbor(-(2n ** 64n) - 1n))).toBe("c349010000000000000000")
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(2n ** 600n), max: 2n ** 600n }), (v) => {
+        const b = encodeCbor(v)
+        const content = decodeCbor(b.subarray(1)) as ArrayBuffer // the byte string under the tag
+        expect(new Uint8Array(content)[0]).not.toBe(0)
+        expect(decodeCbor(b)).toBe(v)
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  test("a bignum with leading zero bytes is read as its value (RFC 8949 §3.4.3), the zeros not counted", () => {
+    expect(decodeCbor(bytes("c243000001"))).toBe(1n)
+    expect(decodeCbor(bytes("c34100"))).toBe(-1n)
+    expect(decodeCbor(bytes("c242ffff"))).toBe(65535n)
+    // 2^27 bytes after a zero: within the 2^30 bits (before, its 2^27 + 1 bytes were refused)
+    const b = bignum(2, 2 ** 27 + 1, 0)
+    b[7] = 0x80
+    expect((decodeCbor(b) as bigint) >> BigInt(2 ** 30 - 1)).toBe(1n)
+  })
+
   test("a bignum over the 2^30 bits a BigInt holds is a ProtocolError saying so", () => {
     const n = 2 ** 27 + 1
     for (const tag of [2, 3] as const)
