@@ -307,7 +307,7 @@ class Reader {
     if (name === "Error" && n === 4) {
       const errorName = this.text()
       const message = this.text()
-      const e = new (ERRORS[errorName] ?? Error)(message)
+      const e = bare(ERRORS[errorName] ?? Error, message)
       if (!(errorName in ERRORS))
         Object.defineProperty(e, "name", { value: errorName, writable: true, configurable: true })
       this.share = share
@@ -315,8 +315,9 @@ class Reader {
       const extra = this.value(d)
       if (extra === null || typeof extra !== "object") throw bad("an Error's details are not a map")
       const { stack, cause } = extra as { stack?: unknown; cause?: unknown }
-      if (typeof stack === "string")
-        Object.defineProperty(e, "stack", { value: stack, writable: true, configurable: true })
+      // the remote's stack, or its name and message only: never the frames of the decoder that made it here
+      const own = typeof stack === "string" ? stack : message ? `${errorName}: ${message}` : errorName
+      Object.defineProperty(e, "stack", { value: own, writable: true, configurable: true })
       if (Object.hasOwn(extra, "cause"))
         Object.defineProperty(e, "cause", { value: cause, writable: true, configurable: true })
       return e
@@ -331,6 +332,17 @@ class Reader {
     else if (name === "BigInt" && typeof v === "bigint") out = Object(v)
     else throw bad(`tag 27 ["${name}", …] (not used here)`)
     return out
+  }
+}
+
+/** An Error made with no frames: Bun's inspect prints the source lines where one was made (here, this file). */
+function bare(make: ErrorConstructor, message: string): Error {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return new make(message)
+  } finally {
+    Error.stackTraceLimit = limit
   }
 }
 

@@ -376,6 +376,9 @@ describe("the CBOR of §6.1.1", () => {
       const odd = decodeCbor(encodeCbor(Object.assign(new Error("m"), { name }))) as Error
       expect([odd instanceof Error, odd.name, odd.message]).toEqual([true, name, "m"]) // before: a String, or thrown
     }
+    const stackless = [new RangeError("m"), Object.assign(new Error(""), { name: "Mine" })]
+    for (const x of stackless) delete (x as { stack?: string }).stack
+    expect(stackless.map((x) => (decodeCbor(encodeCbor(x)) as Error).stack)).toEqual(["RangeError: m", "Mine"])
     const selfCaused = new Error("loop") as Error & { cause?: unknown }
     selfCaused.cause = selfCaused
     const back = decodeCbor(encodeCbor(selfCaused)) as Error & { cause?: unknown }

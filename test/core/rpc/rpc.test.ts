@@ -234,6 +234,18 @@ describe("errors", () => {
     }),
   )
 
+  test("an Error without a stack in a thrown value shows its name and message, not the decoder's frames", () =>
+    withRpcWorkers(1, async (bus) => {
+      // before: the Error took the stack of the worker's decoder that made it, and the hub's preview of the thrown
+      // value printed it (under Bun, lines of cbor-read.ts's source)
+      const inner = new TypeError("boom")
+      delete (inner as { stack?: string }).stack
+      const e = (await rejection(bus.remote<Api>().throwValue([inner]))) as RemoteError
+      expect(e.message).toStartWith("throwValue() threw a value that is not an Error: [ TypeError: boom")
+      expect(e.message).not.toContain("cbor-read")
+      expect((e.cause as Error[])[0]!.stack).toBe("TypeError: boom")
+    }))
+
   test("a result the encoding cannot carry is a RemoteError for that call only", () =>
     withRpcWorkers(1, async (bus) => {
       const api = bus.remote<Api>()
