@@ -11,6 +11,8 @@ export interface SpawnOptions {
   ipc?: (message: unknown) => void
   /** How IPC messages are encoded: "advanced" (structured clone, the default) or "json". */
   serialization?: "advanced" | "json"
+  /** Starts it in a session and process group of its own (it leads them): `groupSignal` reaches it and its children. */
+  detached?: boolean
 }
 
 const live = new Set<Child>()
@@ -40,6 +42,7 @@ export class Child {
       stderr: "pipe",
       env: opts.env ?? process.env,
       cwd: opts.cwd,
+      detached: opts.detached,
       ...(opts.ipc ? { ipc: (m: unknown) => opts.ipc!(m), serialization: opts.serialization ?? "advanced" } : {}),
     })
     live.add(this)
@@ -147,6 +150,14 @@ export class Child {
   /** Sends `sig` if the child still runs; does not wait. */
   signal(sig: NodeJS.Signals | number): void {
     if (this.running) this.proc.kill(sig)
+  }
+
+  /**
+   * Sends `sig` to the child's whole process group (spawned with `detached`), as a terminal sends Ctrl-C to its
+   * foreground group: the child and every process it started in its group.
+   */
+  groupSignal(sig: NodeJS.Signals): void {
+    process.kill(-this.pid, sig)
   }
 
   /** kill -9 (or `sig`), then waits for the exit; resolves with the exit code. */

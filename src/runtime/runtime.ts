@@ -112,6 +112,8 @@ export interface SpawnOptions {
   stdio?: [Stdio, Stdio, Stdio, ...(Stdio | number)[]]
   cwd?: string
   env?: Record<string, string>
+  /** In a session and process group of its own (setsid): a terminal's Ctrl-C, sent to its foreground group, misses it. */
+  detached?: boolean
 }
 
 /**

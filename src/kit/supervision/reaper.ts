@@ -43,7 +43,12 @@ export class Reaper {
     if (!existsSync(SH)) return null
     const ticks = String(Math.max(1, Math.ceil(graceMs / 100))) // its checks, 100 ms apart
     return new Reaper(
-      spawn([SH, "-c", SCRIPT, "slotbus-reaper", ticks], { stdin: "pipe", stdout: "ignore", stderr: "ignore" }),
+      spawn([SH, "-c", SCRIPT, "slotbus-reaper", ticks], {
+        stdin: "pipe",
+        stdout: "ignore",
+        stderr: "ignore",
+        detached: true, // beside the children (a group of their own each): a kill -9 of the front's group misses it
+      }),
     )
   }
 

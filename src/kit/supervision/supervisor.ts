@@ -389,7 +389,8 @@ export class Supervisor {
     const lastWords = this.logs.lastWordsFd // the front's stderr as the child's fd 3 (kit/supervision/last-words.ts)
     const stdio: SpawnOptions =
       lastWords === null ? { stdin, stdout, stderr } : { stdio: [stdin, stdout, stderr, lastWords] }
-    const proc = spawn(command, { ...stdio, cwd, env: merged })
+    // its own process group: a terminal's Ctrl-C (SIGINT to the foreground group) is the front's, to drain them first
+    const proc = spawn(command, { ...stdio, cwd, env: merged, detached: true })
     this.opts.reaper?.add(proc.pid)
     this.logs.attach(proc, inst.index)
     void proc.exited.then(() => this.exited(inst, proc))

@@ -100,11 +100,11 @@ class ChildProcessHandle implements Process {
  * cannot be started at all: no such program or cwd, not executable.
  */
 export function spawn(command: string[], options: SpawnOptions = {}): Process {
-  const { stdin = "ignore", stdout = "pipe", stderr = "inherit", cwd, env } = options
+  const { stdin = "ignore", stdout = "pipe", stderr = "inherit", cwd, env, detached } = options
   const stdio: StdioOptions = options.stdio ?? [stdin, stdout, stderr]
   const [file, ...args] = command
   if (!file) throw new TypeError("spawn: the command is empty")
-  const child = nodeSpawn(file, args, { stdio, cwd, env })
+  const child = nodeSpawn(file, args, { stdio, cwd, env, detached })
   if (child.pid !== undefined) return new ChildProcessHandle(child)
   // Node says why on the next tick ('error'); Bun throws at once, and the Supervisor counts on that
   child.on("error", () => {})

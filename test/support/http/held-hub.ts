@@ -11,7 +11,8 @@ import { alive, freePort, spawn, until } from "../helpers.ts"
 
 const ROOT = join(import.meta.dir, "..", "..", "..")
 
-export async function heldHub(opts: { instance?: string; instances?: number }) {
+/** `detached`: the hub leads a process group of its own (a shell's job), for a Ctrl-C to that group. */
+export async function heldHub(opts: { instance?: string; instances?: number; detached?: boolean }) {
   const dir = mkdtempSync(join(tmpdir(), "held-hub-"))
   const release = join(dir, "release")
   const worker = join(dir, "worker.ts")
@@ -33,12 +34,15 @@ console.log(\`ready \${process.pid}\`)
 `,
   )
   const url = `http://127.0.0.1:${await freePort()}`
-  const hub = spawn([
-    process.execPath,
-    join(ROOT, "bin", "slotbus.ts"),
-    ...["hub", "--port", new URL(url).port, "--token-file", join(dir, "hub.token")],
-    ...["--spawn", `${process.execPath} ${worker}`, "--instances", String(opts.instances ?? 1)],
-  ])
+  const hub = spawn(
+    [
+      process.execPath,
+      join(ROOT, "bin", "slotbus.ts"),
+      ...["hub", "--port", new URL(url).port, "--token-file", join(dir, "hub.token")],
+      ...["--spawn", `${process.execPath} ${worker}`, "--instances", String(opts.instances ?? 1)],
+    ],
+    { detached: opts.detached },
+  )
   return {
     url,
     hub,

@@ -1,7 +1,7 @@
 // A worker for Node 26 (node:ffi), built to JavaScript by test/support/runtime/node.ts (Node strips types but not the
 // parameter properties src/ uses). Usage: node node-worker.js <bus-name> [--fetch]
 // Raw: echoes a request's body; "?pid " answers the process id; "?hold" never answers (a request in flight to kill
-// the process under). --fetch: a fetch handler: /json answers {method, body, header: x-a} as JSON, /stream five
+// the process under); "?until <file>" answers "released <pid>" once the file exists (a request held until then). --fetch: a fetch handler: /json answers {method, body, header: x-a} as JSON, /stream five
 // chunks 5 ms apart, /echo the body back with x-sha256 of what arrived, /hold never answers, /endless 64 KiB chunks
 // for as long as they are read (printing "cancelled /endless" when its body is cancelled), /wait nothing until its
 // request is cancelled (printing "aborted /wait"), /seen the request's method, URL and headers as JSON, /page a
@@ -13,7 +13,7 @@
 // SLOTBUS_TEST_CODE_FILE: a file read at start, as a worker's code on disk is; "throw N" in it: the worker throws
 // from a timer N ms after it connected ("throw N start": after its start); anything else, or no file: it does not.
 import { createHash } from "node:crypto"
-import { readFileSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import { type IdleStrategy, SlotWorker, type SlotRequest } from "../../../src/index.ts"
 
 const [name, mode] = process.argv.slice(2)
@@ -35,9 +35,15 @@ class PayloadTooLargeError extends Error {
 }
 
 function raw(req: SlotRequest) {
-  const text = req.body.length === 5 ? req.text() : ""
+  const text = req.body.length === 5 || req.body[0] === 0x3f ? req.text() : "" // "?": a command
   if (text === "?hold") return new Promise<never>(() => {})
+  if (text.startsWith("?until ")) return heldUntil(text.slice(7))
   return text === "?pid " ? String(process.pid) : req.body
+}
+
+async function heldUntil(file: string) {
+  while (!existsSync(file)) await new Promise((r) => setTimeout(r, 10))
+  return `released ${process.pid}`
 }
 
 async function fetchHandler(req: Request): Promise<Response> {

@@ -9,7 +9,8 @@
 // <replacements as JSON> <crash loop: true or false>"; "health" prints "health <JSON>": the bus's status warnings,
 // its pools' rows and its slotbus_worker_crash_loop samples; "stop" stops the pool and prints "stopped <workers the bus lists then>"; "close" stops the
 // pool, closes the bus, exits 0; "close-bus" closes the bus alone (the pool stops with it), prints "closed <pids of
-// the pool's processes alive as close() resolved, comma-separated>" and exits 0.
+// the pool's processes alive as close() resolved, comma-separated>" and exits 0. SIGINT (Ctrl-C) prints "interrupted",
+// stops the pool (drained), closes the bus and exits 0.
 import { createInterface } from "node:readline"
 import { type ListenOptions, SlotBus, type SuperviseWorkersOptions, superviseWorkers } from "../../../src/index.ts"
 import type { StatusSection } from "../../../src/status/index.ts"
@@ -30,6 +31,13 @@ const started = new Set(pool.instances.map((i) => i.pid))
 pool.on("start", (i) => (started.add(i.pid), console.log(`start ${i.index} ${i.pid}`)))
 pool.on("exit", (i, e) => console.log(`exit ${i.index} ${e.pid} ${e.code} ${e.signal} ${e.cause}`))
 const pids = () => pool.instances.map((i) => i.pid).join(",")
+// Ctrl-C, as the examples' fronts take it: the pool drained and stopped, the bus closed
+process.once("SIGINT", async () => {
+  console.log("interrupted")
+  await pool.stop()
+  await bus.close()
+  process.exit(0)
+})
 console.log(`listening ${pids()}`)
 for await (const line of createInterface({ input: process.stdin })) {
   const [verb, ...rest] = line.split(" ")
