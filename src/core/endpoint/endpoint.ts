@@ -84,6 +84,8 @@ export interface Pending extends Settle {
   retried: boolean
   /** It waited in the queue (its dispatch time is not its start): set when the dispatcher queues it. */
   waited: boolean
+  /** nanoseconds() when it last went into the queue: its start, or its requeue (a retry, a refusal unrun). */
+  queuedAt: number
   /** Its trace (trace.ts): the context it carries and the hub's span, or null. */
   trace: ClientTrace | null
   /** The caller's route pattern (RequestOptions.route), what GET /metrics labels it by; null: none given. */

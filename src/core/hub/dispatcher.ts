@@ -98,6 +98,7 @@ export class Dispatcher implements EndpointHost {
     const refused = refusal()
     if (refused) return this.fail(p, refused)
     p.waited = true
+    p.queuedAt = p.started
     this.queue.push(p)
     this.freed()
     this.observer.queued(this.queue.length)
@@ -339,7 +340,7 @@ export class Dispatcher implements EndpointHost {
     const e = p.endpoint!
     e.forget(p)
     if (this.alone.get(e) === p) this.alone.set(e, null) // a worker kept for it is for the next retry (settle)
-    Object.assign(p, { phase: "queued", endpoint: null, slot: -1, retried, waited: true })
+    Object.assign(p, { phase: "queued", endpoint: null, slot: -1, retried, waited: true, queuedAt: nanoseconds() })
     let i = 0
     while (i < this.queue.length && this.queue[i]!.started <= p.started) i++
     this.queue.splice(i, 0, p)

@@ -110,6 +110,7 @@ export function newPending(
     idempotent: opts.idempotent === true,
     retried: false,
     waited: false,
+    queuedAt: 0,
     trace: null,
     route: opts.route ?? null,
   }

@@ -33,11 +33,12 @@ export class BusObserver {
     if (this.recorder !== null) this.recorder.queued(n)
   }
 
-  /** p went to a worker: at once, or after waiting in the queue since its start. */
+  /** p went to a worker: at once, or after waiting in the queue since it went in (its start, or its requeue). */
   sent(p: Pending) {
     this.counters.sentBytes(p.bodyLength)
-    this.metrics.waited(p.waited ? nanoseconds() - p.started : 0)
-    if (p.trace !== null) p.trace.sent()
+    const waited = p.waited ? nanoseconds() - p.queuedAt : 0
+    this.metrics.waited(waited)
+    if (p.trace !== null) p.trace.sent(waited)
   }
 
   /** p's caller has its answer (`status`: the answer's, 0 for bus.call), `ns` after its start. */

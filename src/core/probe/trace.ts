@@ -30,8 +30,9 @@ const ROUTE_PAIR = "slotbus-route"
  * out of its head) and, with an SDK, its CLIENT span.
  */
 export class ClientTrace {
-  private readonly started: number
   private sentAt = 0
+  private waitedNs = 0
+  private sends = 0
 
   constructor(
     readonly context: TraceContext | undefined,
@@ -39,15 +40,22 @@ export class ClientTrace {
     private readonly span: Span | null,
     /** What the request is: an HTTP request's span records the answer's status, an RPC call's whether it threw. */
     private readonly what: "http" | "rpc" | "raw" = "raw",
-  ) {
-    this.started = span === null ? 0 : nanoseconds()
-  }
+  ) {}
 
-  /** It was published to a worker: the time it waited in the queue. */
-  sent() {
+  /**
+   * It was published to a worker after `waitedNs` in the queue: the span's queue wait is the sum over its sends, and
+   * a send after the first (a retry, a refusal unrun) is a resend (OpenTelemetry's `http.request.resend_count`).
+   */
+  sent(waitedNs: number) {
     if (this.span === null) return
     this.sentAt = nanoseconds()
-    this.span.setAttribute("slotbus.queue_wait_ms", (this.sentAt - this.started) / 1e6)
+    this.waitedNs += waitedNs
+    this.span.setAttribute("slotbus.queue_wait_ms", this.waitedNs / 1e6)
+    if (this.sends++ > 0)
+      this.span.setAttribute(
+        this.what === "http" ? "http.request.resend_count" : "slotbus.resend_count",
+        this.sends - 1,
+      )
     this.span.addEvent("slotbus.sent")
   }
 

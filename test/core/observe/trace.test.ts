@@ -6,7 +6,8 @@ import { SpanKind, trace } from "@opentelemetry/api"
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base"
 import { SlotBus } from "../../../src/index.ts"
 import { Topic } from "../../../src/events/index.ts"
-import { bunChild, busName, sentToWorkers, until, type Child } from "../../support/helpers.ts"
+import { bunChild, busName, sentToWorkers, spawnWorker, until, type Child } from "../../support/helpers.ts"
+import { METRICS } from "../../../src/status/index.ts"
 import { registerOtel, spanLine, type SpanLine } from "../../support/otel-setup.ts"
 import { natsSkipReason, startNats } from "../../support/nats.ts"
 import { nats } from "../../../src/nats/index.ts"
@@ -233,3 +234,35 @@ describe.skipIf(natsSkipReason() !== null)("a worker on another host (NATS)", ()
     }
   }, 60_000)
 })
+
+test("a request sent again after its worker died: its queue wait counts from its requeue, its span says it was resent", async () => {
+  const bus = await SlotBus.listen(busName("trace-resend"), { timeoutMs: 30_000 })
+  const slow = await spawnWorker(bus.name, { delayMs: 60_000 })
+  let fast: Child | undefined
+  try {
+    await bus.waitForWorkers(1)
+    exporter.reset()
+    const answer = bus.fetch(new Request("http://x/resend"), { idempotent: true })
+    await until(() => bus.workers[0]?.inFlight === 1, "the slow worker holds it")
+    await Bun.sleep(500) // in its slot, not in the queue
+    const killedAt = performance.now()
+    process.kill(slow.pid, "SIGKILL")
+    fast = await spawnWorker(bus.name)
+    expect((await answer).status).toBe(200)
+    const sinceKillMs = performance.now() - killedAt
+    // it waited in the queue only between the kill and the new worker: before, its second wait counted from its
+    // start, the 500 ms in the dead worker's slot included
+    const f = bus[METRICS]().find((x) => x.name === "slotbus_request_queue_wait_seconds")!
+    const h = (f.samples[0] as { histogram: { count: number; sum: number } }).histogram
+    expect(h.count).toBe(2) // one a send: at once, then after its requeue
+    expect(h.sum * 1000).toBeLessThan(sinceKillMs)
+    const client = exporter.getFinishedSpans().find((s) => s.kind === SpanKind.CLIENT)!
+    expect(client.attributes["http.request.resend_count"]).toBe(1)
+    expect(client.attributes["slotbus.queue_wait_ms"] as number).toBeLessThan(sinceKillMs)
+    expect(client.events.filter((e) => e.name === "slotbus.sent")).toHaveLength(2)
+  } finally {
+    await fast?.kill()
+    await slow.kill()
+    await bus.close({ drain: false })
+  }
+}, 60_000)
