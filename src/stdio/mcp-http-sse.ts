@@ -8,12 +8,16 @@ const encoder = new TextEncoder()
 /**
  * One SSE response body: events written as they come, and a comment every `keepAliveMs`. A client that reads slower
  * than they come is cut off once more than `maxQueued` bytes wait for it (as an NDJSON client past
- * max_output_queue): its session keeps the newest events for a resumption, and nothing else grows.
+ * max_output_queue): its session keeps the newest events for a resumption, and nothing else grows. The bytes waiting
+ * are those of the stream's queue, which the server (Bun.serve, or writeResponse on node:http) takes from only as its
+ * socket takes them; they are counted once the server has had its turn, so the events of one read of a worker's
+ * output (Bun's: up to 2 MB), written together, do not cut off a client that reads them.
  */
 export class SseSink {
   readonly body: ReadableStream<Uint8Array>
   private controller!: ReadableStreamDefaultController<Uint8Array>
   private readonly keepAlive: ReturnType<typeof setInterval>
+  private counting = false
   closed = false
   constructor(
     keepAliveMs: number,
@@ -34,17 +38,24 @@ export class SseSink {
     this.keepAlive = setInterval(() => this.write(": keepalive\n\n"), keepAliveMs)
     this.keepAlive.unref?.()
   }
-  write(text: string): void {
+  /** Text, or bytes (an event's data, shared by every session it goes to: never changed). */
+  write(chunk: string | Uint8Array): void {
     if (this.closed) return
     try {
-      this.controller.enqueue(encoder.encode(text))
+      this.controller.enqueue(typeof chunk === "string" ? encoder.encode(chunk) : chunk)
     } catch {
       return this.stop() // the server closed it
     }
-    if ((this.controller.desiredSize ?? 0) >= 0) return
-    this.stop()
-    this.controller.error(new Error("the client read its SSE stream too slowly (max_output_queue); cut off"))
-    this.onGone()
+    if (this.counting || (this.controller.desiredSize ?? 0) >= 0) return
+    this.counting = true
+    setImmediate(() => {
+      this.counting = false
+      if (this.closed || (this.controller.desiredSize ?? 0) >= 0) return
+      this.stop()
+      // no reason: Bun.serve prints a body's error, with its stack, to stderr (one per slow client)
+      this.controller.error()
+      this.onGone()
+    })
   }
   close(): void {
     if (this.closed) return
@@ -75,8 +86,17 @@ export interface EventStream {
 interface Kept {
   stream: EventStream
   n: number
-  text: string
+  head: string
+  data: Uint8Array
   bytes: number
+}
+
+/** A message's `data:` line, encoded once for every session it goes to (the bus hands each the same object). */
+const encoded = new WeakMap<object, Uint8Array>()
+function dataOf(message: object): Uint8Array {
+  let data = encoded.get(message)
+  if (data === undefined) encoded.set(message, (data = encoder.encode(`data: ${JSON.stringify(message)}\n\n`)))
+  return data
 }
 
 /** A session's streams and its newest events, at most `maxBytes` of them (the oldest go first). */
@@ -98,15 +118,17 @@ export class SessionEvents {
 
   send(s: EventStream, message: object): void {
     const n = ++this.last
-    const text = `id: ${s.no}-${n}\nevent: message\ndata: ${JSON.stringify(message)}\n\n`
-    const bytes = Buffer.byteLength(text)
-    s.sink?.write(text)
+    const head = `id: ${s.no}-${n}\nevent: message\n`
+    const data = dataOf(message)
+    const bytes = head.length + data.length
+    s.sink?.write(head)
+    s.sink?.write(data)
     if (bytes > this.maxBytes) {
       s.lost = n
       return
     }
     while (this.bytes + bytes > this.maxBytes) this.evict()
-    this.kept.push({ stream: s, n, text, bytes })
+    this.kept.push({ stream: s, n, head, data, bytes })
     this.bytes += bytes
     s.kept++
   }
@@ -157,7 +179,11 @@ export class SessionEvents {
     if (s.finished && !this.kept.some((k) => k.stream === s && k.n > after)) return new Response(null, { status: 204 })
     s.sink?.close()
     const next = sink()
-    for (const k of this.kept) if (k.stream === s && k.n > after) next.write(k.text)
+    for (const k of this.kept)
+      if (k.stream === s && k.n > after) {
+        next.write(k.head)
+        next.write(k.data)
+      }
     if (s.finished) next.close()
     else s.sink = next
     return { stream: s, sink: next }

@@ -3,8 +3,9 @@
 // not cancelled, then answers; echo { message } answers at once. stderr says when a count starts and when it is
 // cancelled, with the request id this server saw: "count <id> started", "count <id> cancelled after step <n>: <reason>".
 // ask { timeoutMs } asks its client for sampling and gives up after timeoutMs (the SDK then sends the client
-// notifications/cancelled for it), answering "asked: <text>" or "ask gave up: <error>". flood { count, size } sends
-// `count` notifications/message of `size` characters (to the session's GET stream), then answers "flooded <count>".
+// notifications/cancelled for it), answering "asked: <text>" or "ask gave up: <error>". flood { count, size, every } sends
+// `count` notifications/message of `size` characters (to the session's GET stream), with a 1 ms pause after each
+// `every` of them if given, then answers "flooded <count>".
 import { Server } from "@modelcontextprotocol/sdk/server/index.js"
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import {
@@ -36,11 +37,14 @@ server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     timeoutMs?: number
     count?: number
     size?: number
+    every?: number
   }
   if (request.params.name === "flood") {
     const data = "x".repeat(args.size ?? 1000)
-    for (let i = 0; i < (args.count ?? 1); i++)
+    for (let i = 0; i < (args.count ?? 1); i++) {
       await extra.sendNotification({ method: "notifications/message", params: { level: "info", data: `${i} ${data}` } })
+      if (args.every && (i + 1) % args.every === 0) await new Promise((r) => setTimeout(r, 1))
+    }
     return { content: [{ type: "text", text: `flooded ${args.count ?? 1}` }] }
   }
   if (request.params.name === "echo") return { content: [{ type: "text", text: `Echo: ${args.message}` }] }
