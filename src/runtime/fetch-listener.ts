@@ -126,7 +126,12 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
  * socket to drain. The client gone mid-body cancels the body; the body failing mid-way ends the connection, so the
  * client sees a cut answer (never a hang, never a complete-looking one).
  */
-export async function writeResponse(res: ServerResponse, response: Response, head = false): Promise<void> {
+export async function writeResponse(
+  res: ServerResponse,
+  response: Response,
+  head = false,
+  honourClose = false,
+): Promise<void> {
   answered(res)
   const headers: Record<string, string | string[]> = {}
   // Set-Cookie apart: written one line each
@@ -134,7 +139,7 @@ export async function writeResponse(res: ServerResponse, response: Response, hea
     if (!HOP_BY_HOP.has(name) && name !== "set-cookie") headers[name] = value
   const cookies = response.headers.getSetCookie()
   if (cookies.length > 0) headers["set-cookie"] = cookies
-  closeWhenLast(res)
+  closeWhenLast(res, honourClose && asksClose(response.headers.get("connection")))
   res.writeHead(response.status, response.statusText || undefined, headers)
   // a body that is not the length its Content-Length says ends the connection, not the next answer on it
   if (headers["content-length"] !== undefined) res.strictContentLength = true
@@ -206,14 +211,20 @@ export function arrived(res: ServerResponse, socket: object | null = res.req?.so
 }
 
 /**
- * While closeGracefully closes its server: `res` says Connection: close, so its connection closes after it, unless
- * its client pipelined a request after it (node:http would drop that one: its answer says it instead).
+ * While closeGracefully closes its server, or when `asked` (its Response said `Connection: close`): `res` says
+ * Connection: close, so its connection closes after it, unless its client pipelined a request after it (node:http
+ * would drop that one: its answer says it instead).
  */
-export function closeWhenLast(res: ServerResponse): void {
+export function closeWhenLast(res: ServerResponse, asked = false): void {
   const socket = res.req?.socket ?? res.socket
   const server = (socket as { server?: object } | null)?.server
   const turn = turns.get(res)
-  if (server && closing.has(server) && turn?.place === turn?.line.latest) res.shouldKeepAlive = false
+  if ((asked || (server && closing.has(server))) && turn?.place === turn?.line.latest) res.shouldKeepAlive = false
+}
+
+/** Whether a Connection header's value has the `close` option (RFC 9112 §9.6). */
+function asksClose(value: string | null): boolean {
+  return value !== null && value.split(",").some((o) => o.trim().toLowerCase() === "close")
 }
 
 /**
@@ -281,11 +292,13 @@ function next(line: Line) {
 
 /**
  * A node:http request listener over `fetch`: `createServer(requestListener(fetch))`. What `fetch` throws goes to
- * `onError` for the answer (a 500 naming it without one); the client gone before it answered is left alone.
+ * `onError` for the answer (a 500 naming it without one); the client gone before it answered is left alone. With
+ * `honourClose` (serveHttp's, as Bun.serve does), an answer saying `Connection: close` closes its connection after
+ * it; without (nodeHandler's), the Connection header of a worker's answer is the worker's, not passed on.
  */
-export function requestListener(fetch: Fetch, onError?: OnError, fallbackHost = "localhost") {
+export function requestListener(fetch: Fetch, onError?: OnError, fallbackHost = "localhost", honourClose = false) {
   return (req: IncomingMessage, res: ServerResponse): void =>
-    pipelined(req.socket, res, () => answer(req, res, fetch, onError, fallbackHost))
+    pipelined(req.socket, res, () => answer(req, res, fetch, onError, fallbackHost, honourClose))
 }
 
 function answer(
@@ -294,6 +307,7 @@ function answer(
   fetch: Fetch,
   onError: OnError | undefined,
   fallbackHost: string,
+  honourClose: boolean,
 ) {
   let made: Request | Refused
   try {
@@ -319,6 +333,6 @@ function answer(
         response = Response.json({ error: "internal", message: String((e2 as Error)?.message ?? e2) }, { status: 500 })
       }
     }
-    await writeResponse(res, response, request.method === "HEAD")
+    await writeResponse(res, response, request.method === "HEAD", honourClose)
   })().catch((e) => res.destroy(e))
 }

@@ -1,10 +1,11 @@
 // The HTTP hub under Node 26 (`slotbus hub`'s entry built for Node, on node:http through the runtime's serveHttp),
 // with a hubWorker under Bun and one under Node: routes, a 1 MB POST body each way, Set-Cookie lines, an SSE route
 // and GET /events, a worker killed -9 mid-request (502), /health, /metrics, and the requests it refuses (a bad Host,
-// TRACE), and the socket files of a hub killed with kill -9 removed by the next on its port. The hub's full behaviour
-// runs under Bun in test/http/; test/runtime/request-fuzz.test.ts fuzzes this hub too.
+// TRACE), the socket files of a hub killed with kill -9 removed by the next on its port, and a stopping hub's 503
+// closing its kept-alive connection (under Bun too). The hub's full behaviour runs under Bun in test/http/;
+// test/runtime/request-fuzz.test.ts fuzzes this hub too.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { connect } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -305,4 +306,81 @@ describe.skipIf(!node)("a Node hub killed with kill -9", () => {
       await second.hub.stop()
     }
   }, 120_000)
+})
+
+/** A keep-alive connection: `ask` sends a GET and resolves with its answer's status and Connection header. */
+function keptAlive(port: number) {
+  const sock = connect(port, "127.0.0.1")
+  let got = ""
+  let waiter: (() => void) | undefined
+  const closed = new Promise<void>((r) => sock.on("close", () => r()))
+  sock.on("error", () => {})
+  sock.on("data", (d: Buffer) => {
+    got += d.toString("latin1")
+    waiter?.()
+  })
+  const ask = async (path: string) => {
+    got = ""
+    sock.write(`GET ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`)
+    for (;;) {
+      const end = got.indexOf("\r\n\r\n")
+      const length = /\r\ncontent-length: *(\d+)/i.exec(got)?.[1]
+      if (end >= 0 && (length === undefined ? got.endsWith("\r\n0\r\n\r\n") : got.length >= end + 4 + Number(length)))
+        break
+      if (sock.destroyed) throw new Error(`closed before a whole answer: ${JSON.stringify(got)}`)
+      await Promise.race([new Promise<void>((r) => (waiter = r)), closed])
+    }
+    // no Connection header (Bun's): HTTP/1.1's default, keep-alive
+    return `${/^HTTP\/1\.1 (\d{3})/.exec(got)?.[1]} ${/\r\nconnection: *([^\r]*)/i.exec(got)?.[1] ?? "keep-alive"}`
+  }
+  return { ask, closed, sock }
+}
+
+describe("a hub stopping (SIGTERM)", () => {
+  test.each(["bun", "node"] as const)(
+    "under %s: a request on a kept-alive connection gets 503 saying close, and its connection is closed after it",
+    async (runtime) => {
+      if (runtime === "node" && !node) return
+      const tokenFile = join(dir, `token-stop-${runtime}`)
+      const release = join(dir, `release-stop-${runtime}`)
+      const { hub, base } =
+        runtime === "node"
+          ? await nodeHub(tokenFile)
+          : await (async () => {
+              const args = ["--port", "0", "--token-file", tokenFile]
+              const hub = spawn([process.execPath, join(FIXTURES, "http/http-hub.ts"), ...args], { env: nodeEnv() })
+              const m = await hub.waitLine(/listening on (http:\/\/127\.0\.0\.1:\d+)/, 30_000)
+              return { hub, base: m[1]! }
+            })()
+      const worker = spawn(
+        [process.execPath, join(FIXTURES, "runtime/node-hub-worker.ts"), base, "shop", tokenFile, release],
+        { env: nodeEnv() },
+      )
+      const conn = keptAlive(Number(new URL(base).port))
+      try {
+        await worker.waitLine(/^ready \d+$/, 30_000)
+        expect(await conn.ask("/items/1")).toBe("200 keep-alive")
+        // a request in flight holds the hub in its drain, refusing new ones, until `release` exists
+        const held = fetch(`${base}/hold`, { method: "POST", body: "h" })
+        await worker.waitLine(/^held h$/, 30_000)
+        hub.signal("SIGTERM")
+        await until(
+          async () => (await fetch(`${base}/items/2`, { headers: { connection: "close" } })).status === 503,
+          "the hub refuses",
+        )
+        // before: node:http's answer said keep-alive (the hub's `connection: close` dropped as hop-by-hop)
+        expect(await conn.ask("/items/3")).toBe("503 close")
+        await conn.closed // by the hub, after its answer: the held request is still running
+        writeFileSync(release, "")
+        expect((await held).status).toBe(201)
+        expect(await hub.exited).toBe(0)
+      } finally {
+        conn.sock.destroy()
+        writeFileSync(release, "")
+        await worker.kill()
+        await hub.stop()
+      }
+    },
+    90_000,
+  )
 })

@@ -17,6 +17,7 @@ export function serveHttp(o: ServeOptions): HttpServer | Promise<HttpServer> {
       (request) => o.fetch(request, server),
       o.error ? (e) => o.error!(e as Error) : undefined,
       o.unix !== undefined ? "localhost" : o.hostname?.includes(":") ? `[${o.hostname}]` : o.hostname,
+      true, // as Bun.serve: an answer saying `Connection: close` (the hub's 503 as it stops, a 413) closes its connection
     ),
   )
   // as Bun's idleTimeout: an idle socket is destroyed (the server has no 'timeout' listener); timeout(request, s) resets it
