@@ -31,9 +31,9 @@ export async function fetchCapped(url: string, via: { unix?: string } = {}): Pro
   }
   let res: Response
   try {
-    res = await fetch(url, { ...via, signal })
+    res = via.unix === undefined ? await fetch(url, { signal }) : await getOverUnix(url, via.unix, signal)
   } catch (e) {
-    return { ok: false, answered: false, why: why(e, "no answer") }
+    return { ok: false, answered: false, why: why(signal.aborted ? signal.reason : e, "no answer") }
   }
   const parts: Uint8Array[] = []
   let size = 0
@@ -46,9 +46,40 @@ export async function fetchCapped(url: string, via: { unix?: string } = {}): Pro
       parts.push(chunk)
     }
   } catch (e) {
-    return { ok: false, answered: true, why: `answered ${res.status} but ${why(e, "sent no whole body")}` }
+    const reason = signal.aborted ? signal.reason : e
+    return { ok: false, answered: true, why: `answered ${res.status} but ${why(reason, "sent no whole body")}` }
   }
   return { ok: true, answered: true, res, text: new TextDecoder().decode(Buffer.concat(parts)) }
+}
+
+const NULL_BODY = new Set([101, 103, 204, 205, 304])
+
+/**
+ * GET `url`'s path over the unix socket `path` with node:http, as a Response whose body streams in (cancelling it
+ * ends the connection). Not fetch's `{ unix }`: only Bun's fetch has it, and Node's went to localhost:80 instead.
+ */
+async function getOverUnix(url: string, path: string, signal: AbortSignal): Promise<Response> {
+  const [{ request }, { Readable }] = await Promise.all([import("node:http"), import("node:stream")])
+  const { pathname, search, host } = new URL(url)
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath: path, path: pathname + search, headers: { host }, agent: false, signal },
+      (im) => {
+        try {
+          const headers = new Headers()
+          for (let i = 0; i + 1 < im.rawHeaders.length; i += 2) headers.append(im.rawHeaders[i]!, im.rawHeaders[i + 1]!)
+          const status = im.statusCode ?? 0
+          const body = NULL_BODY.has(status) ? null : (Readable.toWeb(im) as ReadableStream<Uint8Array>)
+          resolve(new Response(body, { status, statusText: im.statusMessage, headers }))
+        } catch (e) {
+          im.destroy()
+          reject(e)
+        }
+      },
+    )
+    req.once("error", reject)
+    req.end()
+  })
 }
 
 /**

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { connect as tcpConnect } from "node:net"
 import { dirname, join } from "node:path"
-import { run, spawn, type Child, until } from "../support/helpers.ts"
+import { REPO, run, spawn, type Child, until } from "../support/helpers.ts"
 import { packTarball, runOk } from "../support/native/pack.ts"
 import { findNode, NODE_INSTALL } from "../support/runtime/node.ts"
 
@@ -53,10 +53,12 @@ for (let i = 0; i < 5; i++) await bus.call("warm " + i)
 const topic = await Topic.open("node-cli-" + process.pid)
 const ticks = setInterval(() => topic.publish({ type: "tick", data: "tick" }), 50)
 const status = await serveStatus([bus, topic], { port: 0 })
+const onUnix = await serveStatus([bus], { unix: "status.sock" })
 console.log("ready " + bus.name + " " + topic.name + " " + status.url)
 process.once("SIGTERM", async () => {
   clearInterval(ticks)
   await status.stop()
+  await onUnix.stop()
   topic.close()
   await bus.close()
   worker.kill()
@@ -159,6 +161,23 @@ setInterval(() => {}, 1000)
     const nothing = await slotbus(["status", `http://127.0.0.1:${port}`, "--once"])
     expect([nothing.code, nothing.stderr]).toEqual([2, expect.stringContaining(`(ECONNREFUSED)`)])
   })
+
+  test.each(["node", "bun"] as const)(
+    "status unix:/path --once reads a serveStatus on a unix socket, under %s",
+    async (runtime) => {
+      const target = `unix:${join(app, "status.sock")}`
+      const r =
+        runtime === "node"
+          ? await slotbus(["status", target, "--once"])
+          : await run([process.execPath, join(REPO, "bin", "slotbus.ts"), "status", target, "--once"], {
+              cwd: app,
+              timeoutMs: 30_000,
+            })
+      // before, under Node: fetch's `unix` is Bun's alone; Node's went to localhost:80 (ECONNREFUSED)
+      expect([r.code, r.stderr]).toEqual([0, ""])
+      expect(r.stdout).toContain(bus)
+    },
+  )
 
   test("tail prints the topic's events as they pass", async () => {
     const tail = spawn([join(app, "node_modules/.bin/slotbus"), "tail", topic], { cwd: app, env })
