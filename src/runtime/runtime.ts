@@ -152,7 +152,10 @@ export interface HttpServer<Data = undefined> {
   timeout(request: Request, seconds: number): void
   /** The address of the client that sent `request`, or null when it is not known (a unix socket). */
   requestIP(request: Request): { address: string; family: string; port: number } | null
-  /** Stops listening; `closeActive` also ends every open connection (a stream being watched). */
+  /**
+   * Stops listening; each connection ends once its answers are written (resolves then). `closeActive` ends every
+   * open connection at once instead (a stream being watched).
+   */
   stop(closeActive?: boolean): Promise<void>
 }
 

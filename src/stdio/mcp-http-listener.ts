@@ -7,6 +7,9 @@ import { newToken, removeTokenFile, writeTokenFile } from "./token.ts"
 import { McpHttpHandler } from "./mcp-http.ts"
 import type { McpHttpHost, McpHttpOptions } from "./mcp-http-options.ts"
 
+/** How long close() lets its connections finish what they write before it cuts them. */
+const CLOSE_GRACE_MS = 1000
+
 export type McpHttpListenOptions = Omit<McpHttpOptions, "pool" | "bearerToken"> & {
   /** The first pool's endpoint (default "/mcp"); each pool is also at `<path>/<pool id>`. */
   path?: string
@@ -145,11 +148,16 @@ export class McpHttpListener {
     this.accepting = false
   }
 
-  /** Ends every session and stops the server (open streams are closed). */
+  /** Ends every session and stops the server (open streams are closed, their ends written out). */
   async close(): Promise<void> {
     this.accepting = false
     for (const h of this.handlers.values()) h.close()
-    await this.server.stop(true)
+    // the streams just ended finish on their connections first: stop(true) at once reset one whose end was not
+    // written yet (the client saw ECONNRESET, not an end); a connection still open after CLOSE_GRACE_MS is cut
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), CLOSE_GRACE_MS)))
+    if ((await Promise.race([this.server.stop(), late])) === "late") await this.server.stop(true)
+    clearTimeout(timer)
     if (this.tokenFile) removeTokenFile(this.tokenFile, this.token!)
   }
 }

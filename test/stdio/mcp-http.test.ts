@@ -1,15 +1,17 @@
 // The MCP Streamable HTTP transport in front of a stdio pool, driven by the real MCP SDK client
 // (StreamableHTTPClientTransport) against pools of @modelcontextprotocol/server-everything on stdio, and by raw
 // fetch/TCP where the SDK would never send what is tested (a foreign Origin, a missing session id).
-import { describe, expect, test } from "bun:test"
+import { afterAll, describe, expect, test } from "bun:test"
 import { createServer } from "node:http"
 import { connect as tcpConnect } from "node:net"
+import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js"
 import { Hono } from "hono"
 import type { McpHttpListener, McpHttpListenOptions, StdioBus, StdioBusConfigInput } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
+import { peerChild, peerSkip, PEER_RUNTIMES, removeNodeBuilds } from "../support/runtime/peers.ts"
 import { everything, everythingPool, withBus } from "../support/stdio/stdio.ts"
 
 const INIT = {
@@ -472,4 +474,52 @@ describe("MCP Streamable HTTP in front of a stdio pool", () => {
       }
     })
   }, 60_000)
+})
+
+describe.each(PEER_RUNTIMES)("MCP Streamable HTTP: a bus.listen() front under %s closing", (runtime) => {
+  afterAll(removeNodeBuilds)
+  test.skipIf(peerSkip(runtime) !== null)(
+    "stopped while a JSON call runs: the call gets -32005 and the session's GET stream ends, not reset",
+    async () => {
+      const worker = join(import.meta.dir, "workers", "mcp-worker.ts")
+      const front = await peerChild(runtime, "runtime/mcp-listen-front.ts", [process.execPath, worker], {
+        stdin: "pipe",
+      })
+      try {
+        const [, url] = (await front.waitLine(/^ready (\S+)$/, 60_000)) as unknown as [string, string]
+        const session = { "mcp-session-id": await rawSession(url) }
+        await post(url, { jsonrpc: "2.0", method: "notifications/initialized" }, session)
+        const stream = await fetch(url, { headers: { accept: "text/event-stream", ...session } })
+        expect(stream.status).toBe(200)
+        const ended = (async () => {
+          try {
+            for await (const _ of stream.body as unknown as AsyncIterable<Uint8Array>);
+            return "ended"
+          } catch (e) {
+            return String(e)
+          }
+        })()
+        const args = { name: "count", arguments: { steps: 600, stepMs: 100 } }
+        const call = post(
+          url,
+          { jsonrpc: "2.0", id: 2, method: "tools/call", params: args },
+          {
+            ...session,
+            accept: "application/json",
+          },
+        )
+        await front.waitLine(/^started$/, 30_000) // at the worker: the stop's drain ends with it still running
+        front.write("stop\n")
+        const answer = (await (await call).json()) as { error: { code: number; message: string } }
+        expect(answer.error).toMatchObject({ code: -32005, message: expect.stringContaining("stopped before") })
+        // before: the listener's stop(true) at once cut the connection before the stream's end was written (ECONNRESET)
+        expect(await ended).toBe("ended")
+        await front.waitLine(/^stopped$/, 30_000)
+        expect(await front.exited).toBe(0)
+      } finally {
+        await front.kill()
+      }
+    },
+    90_000,
+  )
 })

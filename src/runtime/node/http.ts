@@ -1,7 +1,7 @@
 // The contract's serveHttp over node:http (the status server, the HTTP hub), on fetch-listener.ts.
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
-import { incoming, requestListener } from "../fetch-listener.ts"
+import { closing, incoming, requestListener } from "../fetch-listener.ts"
 import type { HttpServer, ServeOptions } from "../runtime.ts"
 import { bindTcp, bindUnix } from "./net.ts"
 
@@ -40,9 +40,16 @@ export function serveHttp(o: ServeOptions): HttpServer | Promise<HttpServer> {
     },
     stop(closeActive = false) {
       const closed = new Promise<void>((r) => node.close(() => r()))
-      if (closeActive) node.closeAllConnections()
-      else node.closeIdleConnections()
-      return closed
+      if (closeActive) {
+        node.closeAllConnections()
+        return closed
+      }
+      // as Bun's stop(): a connection ends once its answers are written, not kept alive to its timeout (an answer
+      // from now on says close; one whose head went out before, a stream, is closed once idle)
+      closing.add(node)
+      node.closeIdleConnections()
+      const sweep = setInterval(() => setImmediate(() => node.closeIdleConnections()), 50)
+      return closed.finally(() => clearInterval(sweep))
     },
   }
   if (o.unix === undefined) return bindTcp(node, o.port ?? 0, o.hostname ?? "127.0.0.1").then(() => server)
