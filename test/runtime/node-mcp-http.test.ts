@@ -7,6 +7,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { REPO } from "../support/helpers.ts"
 import { PEER_RUNTIMES, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
+import { mcpPost } from "../support/stdio/stdio.ts"
 
 const EVERYTHING = join(REPO, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
 const MCP_WORKER = join(REPO, "test", "stdio", "workers", "mcp-worker.ts")
@@ -129,13 +130,7 @@ describe.each(PEER_RUNTIMES)("bus.mcpHandler() in a node:http server under %s", 
       try {
         const [, port] = await front.waitLine(/^ready (\d+)$/, 60_000)
         const url = `http://127.0.0.1:${port}/mcp`
-        const json = { "content-type": "application/json", accept: "application/json" }
-        const post = (body: object, session?: string) =>
-          fetch(url, {
-            method: "POST",
-            headers: session ? { ...json, "mcp-session-id": session } : json,
-            body: JSON.stringify(body),
-          })
+        const post = mcpPost(url)
         const text = async (r: Response) => ((await r.json()) as Answer).result.content[0]!.text
         const clientInfo = { name: "slow", version: "1" }
         const init = { protocolVersion: "2025-11-25", capabilities: {}, clientInfo }

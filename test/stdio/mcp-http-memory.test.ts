@@ -7,6 +7,7 @@ import { connect, type Socket } from "node:net"
 import { join } from "node:path"
 import { REPO, until } from "../support/helpers.ts"
 import { PEER_RUNTIMES, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
+import { mcpPost } from "../support/stdio/stdio.ts"
 
 const MCP_WORKER = join(REPO, "test", "stdio", "workers", "mcp-worker.ts")
 const MiB = 1024 * 1024
@@ -41,13 +42,7 @@ describe.each(PEER_RUNTIMES)('bus.listen("http:") under %s', (runtime) => {
       try {
         const [, port] = await front.waitLine(/^ready (\d+)$/, 60_000)
         const url = `http://127.0.0.1:${port}/mcp`
-        const json = { "content-type": "application/json", accept: "application/json" }
-        const post = (body: object, session?: string) =>
-          fetch(url, {
-            method: "POST",
-            headers: session ? { ...json, "mcp-session-id": session } : json,
-            body: JSON.stringify(body),
-          })
+        const post = mcpPost(url)
         const open = async () => {
           const init = { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "t", version: "1" } }
           const r = await post({ jsonrpc: "2.0", id: 1, method: "initialize", params: init })

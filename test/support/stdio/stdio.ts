@@ -181,3 +181,14 @@ export async function pacedClient(path: string, text: string): Promise<PacedClie
     },
   }
 }
+
+/** POSTs of a JSON-RPC message to an MCP endpoint `url` asking for a JSON answer, in `session` when given. */
+export function mcpPost(url: string) {
+  const json = { "content-type": "application/json", accept: "application/json" }
+  return (body: object, session?: string) =>
+    fetch(url, {
+      method: "POST",
+      headers: session ? { ...json, "mcp-session-id": session } : json,
+      body: JSON.stringify(body),
+    })
+}
