@@ -1,5 +1,6 @@
 // `bus.listen("http:127.0.0.1:8080")`: an HTTP server of its own for the MCP Streamable HTTP transport, one
 // endpoint per pool: `/mcp` serves the configuration's first pool, `/mcp/<pool id>` each pool by name.
+import { within } from "../kit/index.ts"
 import { hostProblem, serveHttp, targetPath, type HttpServer } from "../runtime/index.ts"
 import { refusal } from "./mcp-http-checks.ts"
 import { binding } from "./errors.ts"
@@ -154,10 +155,8 @@ export class McpHttpListener {
     for (const h of this.handlers.values()) h.close()
     // the streams just ended finish on their connections first: stop(true) at once reset one whose end was not
     // written yet (the client saw ECONNRESET, not an end); a connection still open after CLOSE_GRACE_MS is cut
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), CLOSE_GRACE_MS)))
-    if ((await Promise.race([this.server.stop(), late])) === "late") await this.server.stop(true)
-    clearTimeout(timer)
+    await within(this.server.stop(), CLOSE_GRACE_MS)
+    await this.server.stop(true)
     if (this.tokenFile) removeTokenFile(this.tokenFile, this.token!)
   }
 }
