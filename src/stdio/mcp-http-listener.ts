@@ -112,7 +112,9 @@ export class McpHttpListener {
         // that long); the handler lifts it once a request's body is in (McpHttpHandler.post)
         idleTimeout: 10,
         fetch(request, srv) {
-          if (!self?.accepting) return refusal(503, -32005, "Service Unavailable: the stdio bus is stopping")
+          // Connection: close, so a keep-alive client reconnects rather than writes to a socket about to be closed
+          if (!self?.accepting)
+            return refusal(503, -32005, "Service Unavailable: the stdio bus is stopping", { connection: "close" })
           const at = pathOf(request)
           if (typeof at !== "string") return at
           const handler = at === path ? first : at.startsWith(`${path}/`) ? handlers.get(poolId(at, path)) : undefined

@@ -510,6 +510,23 @@ describe.each(PEER_RUNTIMES)("MCP Streamable HTTP: a bus.listen() front under %s
         )
         await front.waitLine(/^started$/, 30_000) // at the worker: the stop's drain ends with it still running
         front.write("stop\n")
+        // what the stopping listener refuses says Connection: close: a keep-alive client's next request on that
+        // socket would meet it closed (it stayed keep-alive before)
+        let refused: Response | undefined
+        await until(async () => {
+          const r = await post(
+            url,
+            { jsonrpc: "2.0", id: 3, method: "ping" },
+            { ...session, accept: "application/json" },
+          )
+          if (r.status === 503) refused = r
+          else await r.body?.cancel()
+          return refused !== undefined
+        }, "a request is refused 503 while the bus stops")
+        expect(refused!.headers.get("connection")).toBe("close")
+        expect(await refused!.json()).toMatchObject({
+          error: { code: -32005, message: expect.stringContaining("stopping") },
+        })
         const answer = (await (await call).json()) as { error: { code: number; message: string } }
         expect(answer.error).toMatchObject({ code: -32005, message: expect.stringContaining("stopped before") })
         // before: the listener's stop(true) at once cut the connection before the stream's end was written (ECONNRESET)
