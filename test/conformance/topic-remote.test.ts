@@ -212,12 +212,51 @@ describe.each(TRANSPORTS.flatMap((t) => PEER_RUNTIMES.map((r) => [t.name, r, t] 
       await until(() => got().includes(last - 1), "the last event reaches host B")
       const seen = got()
       await until(() => count(sub).received === seen.length, "host B's subscriber counted what it printed")
+      // the bridge's stats line is printed every 50 ms: one from after it took the last event
+      const viaNew = seen.filter((n) => n >= after).length
+      await until(() => stats(bridge)!.received >= viaNew, "host B's new bridge counted what it took", 10_000)
       expect(new Set(seen).size).toBe(seen.length)
       expect(seen).toEqual(seen.toSorted((x, y) => x - y))
       // every event from the first host B received to the last: received or counted as lagged, exactly
       expect(count(sub).received + count(sub).lagged).toBe(seen.at(-1)! - seen[0]! + 1)
       expect(count(sub).lagged).toBeGreaterThanOrEqual(LOST)
       expect(stats(bridge)!.lost).toBe(count(sub).lagged)
+    }, 90_000)
+
+    it("host B's bridge narrowing its subjects (a subscriber of every type gone) loses no event on the way", async () => {
+      const topic = busName("ct")
+      const a = await onA(topic)
+      const onB = hostB()
+      const sub = await onB(topic, "lsub", "job.n")
+      const bridge = await onB(topic, "bridge")
+      let i = 0
+      const publish = () => {
+        for (let k = 0; k < 5; k++) a.publish({ type: "job.n", data: String(i++) })
+      }
+      const got = () => evs(sub).map(Number)
+      const subjects = () => stats(bridge)?.subjects.map((s) => s.slice(s.lastIndexOf(`${topic}.`) + topic.length + 1))
+      await until(() => (publish(), got().length > 0), "host B receives an event", 30_000, 1)
+      // events 5 a millisecond all along, so each swap of `>` for `job.n` has some on the way
+      for (let round = 0; round < 3; round++) {
+        const all = await onB(topic, "lsub", "*")
+        await until(
+          () => (publish(), subjects()?.join() === ">"),
+          "host B's bridge subscribes to every type",
+          20_000,
+          1,
+        )
+        await all.kill()
+        await until(() => (publish(), subjects()?.join() === "job.n"), "host B's bridge narrows to job.n", 20_000, 1)
+      }
+      const last = i + 50
+      await until(() => (publish(), i >= last), "50 more are published", 10_000, 1)
+      await until(() => got().includes(i - 1), "the last event reaches host B", 30_000)
+      const seen = got()
+      const first = seen[0]!
+      // the bridge's stats line is printed every 50 ms: one from after it took the last event
+      await until(() => stats(bridge)!.received >= seen.length, "host B's bridge counted what it took", 10_000)
+      expect(seen).toEqual(Array.from({ length: i - first }, (_, k) => first + k))
+      expect(stats(bridge)).toMatchObject({ lost: 0, resyncs: 0 })
     }, 90_000)
 
     // one host, both runtimes: the per-host election (PROTOCOL §11.4) is one socket file whichever runtime stands
