@@ -3,7 +3,7 @@
 // restarts workers killed with kill -9 once every request they held settled, and reloads; a Bun front's pool runs
 // Node workers the same way, and a stdio bus under Node runs its pool of JSON-RPC workers.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SlotBus, superviseWorkers, WorkerGoneError } from "../../src/index.ts"
@@ -364,6 +364,80 @@ describe("bus.close() under a front's pool (superviseWorkers) of two workers", (
       120_000,
     )
 })
+
+describe.each(["bun", "node"] as const)(
+  "a %s front's bus.close() with requests queued for its pool's workers",
+  (front) => {
+    /** The front, its pool of two workers under its own runtime with a slot each, busy with two held calls and 4 queued. */
+    async function queued(name: string, file: string) {
+      const command = JSON.stringify(workerCommand(front, name))
+      const env = { ...process.env, SLOTBUS_LIB: await libraryPath(), NODE_NO_WARNINGS: "1" }
+      const opts = JSON.stringify({ listen: { slots: 1 } })
+      const child = await peerChild(front, "runtime/pool-front.ts", [name, "2", command, opts], { stdin: "pipe", env })
+      const [, ...pids] = (await child.waitLine(/^listening (\d+),(\d+)$/, 60_000)).map(Number)
+      for (const [i, pid] of pids.entries()) await readyLine(child, name, i, pid!)
+      for (let i = 0; i < 6; i++) child.write(`call ${i} ?until ${file}\n`)
+      const holding = () =>
+        child.lines
+          .findLast((l) => l.startsWith("workers "))
+          ?.split(/[ ,]/)
+          .slice(1)
+          .toSorted()
+      const both = pids.map((p) => `${p}:1`).toSorted()
+      await until(() => (child.write("workers\n"), Bun.deepEquals(holding(), both)), "both workers hold one")
+      return child
+    }
+    /** "answer" or "failed <error name>" for each call that settled, by call. */
+    const settled = (child: Child) =>
+      Object.fromEntries(
+        child.lines
+          .filter((l) => /^(answer|failed) /.test(l))
+          .map((l) => l.split(" "))
+          .map(([how, id, ...rest]) => [id, how === "answer" ? how : `failed ${rest.join(" ")}`]),
+      )
+
+    test.skipIf(front === "bun" ? false : skip !== null)(
+      "what is queued is served by the pool's workers before they stop (it failed at close()'s deadline before)",
+      async () => {
+        const dir = mkdtempSync(join(tmpdir(), "slotbus-closeq-"))
+        const child = await queued(busName("closeq"), join(dir, "go"))
+        try {
+          child.write("close-bus\n")
+          await child.waitLine(/^closing$/, 30_000)
+          writeFileSync(join(dir, "go"), "")
+          expect((await child.waitLine(/^closed .*$/, 60_000))[0]).toBe("closed ")
+          expect(Object.values(settled(child))).toEqual(Array(6).fill("answer"))
+        } finally {
+          await child.kill()
+          rmSync(dir, { recursive: true, force: true })
+        }
+      },
+      120_000,
+    )
+
+    test.skipIf(front === "bun" ? false : skip !== null)(
+      "after pool.stop(), what is queued fails with BusClosedError at once: no worker is left to take it",
+      async () => {
+        const dir = mkdtempSync(join(tmpdir(), "slotbus-closeq-"))
+        const child = await queued(busName("closeq"), join(dir, "go"))
+        try {
+          child.write("stop\n")
+          writeFileSync(join(dir, "go"), "")
+          await child.waitLine(/^stopped 0$/, 60_000)
+          // a deadline of 10 minutes: close() waited it out for nothing before
+          child.write("close-bus 600000\n")
+          expect((await child.waitLine(/^closed .*$/, 60_000))[0]).toBe("closed ")
+          const s = Object.values(settled(child))
+          expect(s.toSorted()).toEqual([...Array(2).fill("answer"), ...Array(4).fill("failed BusClosedError")])
+        } finally {
+          await child.kill()
+          rmSync(dir, { recursive: true, force: true })
+        }
+      },
+      120_000,
+    )
+  },
+)
 
 describe.skipIf(skip !== null)("a stdio bus under Node 26 (slotbus/stdio)", () => {
   test("its pool of Bun JSON-RPC workers answers, logs their stderr, restarts after kill -9 (requests in flight settled), reloads", async () => {

@@ -436,7 +436,7 @@ export class SlotBus {
     for (const w of [...this.acceptor.waiters])
       w.reject(new BusClosedError(`bus "${this.name}" closed while waiting for workers`))
     const deadline = performance.now() + timeoutMs
-    while (drain && this.dispatcher.busy && performance.now() < deadline) await sleep(1)
+    while (drain && this.dispatcher.drainable && performance.now() < deadline) await sleep(1)
     await this.control?.close()
     this.dispatcher.stop()
     const err = new BusClosedError(`bus "${this.name}" closed before the request finished`)

@@ -83,6 +83,11 @@ export class Dispatcher implements EndpointHost {
     return this.queue.length > 0 || this.endpoints.some((e) => e.waiting > 0)
   }
 
+  /** Busy, with a worker connected that could finish it (with none, what is queued would wait for nothing). */
+  get drainable(): boolean {
+    return this.endpoints.length > 0 && this.busy
+  }
+
   /**
    * A new request: counted, the ticks started or brought forward to its deadline (an idle bus does not tick),
    * then sent, or queued behind the requests already waiting, or failed with what `refusal` says when nothing may

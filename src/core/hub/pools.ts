@@ -59,6 +59,7 @@ export class BusPools {
 
   /** What each pool does when the bus closes (superviseWorkers: it stops), by pool. */
   private readonly stops = new Map<Supervisor, () => Promise<void> | undefined>()
+  private busClosing = false
 
   /**
    * `pool` stops with the bus: `stop` is called once close() begins (its workers would exit, and be restarted), and
@@ -79,6 +80,7 @@ export class BusPools {
 
   /** The bus began to close: each pool stops. Resolves once they stopped, a stop() already under way too. */
   closing(): Promise<unknown> {
+    this.busClosing = true
     const stops = [...this.stops].map(([pool, stop]) => (pool.state === "stopping" ? stopped(pool) : stop()))
     this.stops.clear()
     return Promise.allSettled(stops)
@@ -162,10 +164,14 @@ export class BusPools {
     return this.dispatcher.endpoints.find((x) => x.pid === pid && x.distance === 0)
   }
 
-  /** The worker of process `pid` gets no new request; resolves once it holds none (borrowed slots too) or left. */
+  /**
+   * The worker of process `pid` gets no new request; resolves once it holds none (borrowed slots too) or left. While
+   * the bus closes, it first takes what is queued (close()'s drain: nothing else could; close() fails what is left).
+   */
   async retire(pid: number): Promise<void> {
     const e = this.dispatcher.endpoints.find((x) => x.pid === pid)
     if (!e) return
+    while (this.busClosing && this.dispatcher.queue.length > 0 && this.dispatcher.endpoints.includes(e)) await sleep(5)
     e.drain()
     while (this.dispatcher.endpoints.includes(e) && e.inFlight > 0) await sleep(5)
   }

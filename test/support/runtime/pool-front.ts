@@ -8,7 +8,7 @@
 // "reload" prints "reloaded <pids>" or "reload-failed <message>"; "pool" prints "pool <state> <running>
 // <replacements as JSON> <crash loop: true or false>"; "health" prints "health <JSON>": the bus's status warnings,
 // its pools' rows and its slotbus_worker_crash_loop samples; "stop" stops the pool and prints "stopped <workers the bus lists then>"; "close" stops the
-// pool, closes the bus, exits 0; "close-bus" closes the bus alone (the pool stops with it), prints "closed <pids of
+// pool, closes the bus, exits 0; "close-bus [<timeoutMs>]" closes the bus alone (the pool stops with it), prints "closing" once it began, then "closed <pids of
 // the pool's processes alive as close() resolved, comma-separated>" and exits 0. SIGINT (Ctrl-C) prints "interrupted",
 // stops the pool (drained), closes the bus and exits 0.
 import { createInterface } from "node:readline"
@@ -58,7 +58,9 @@ for await (const line of createInterface({ input: process.stdin })) {
     const pools = status.tables.find((t) => t.title.startsWith("worker pools"))?.rows
     console.log(`health ${JSON.stringify({ warnings: status.warnings, pools, loop })}`)
   } else if (verb === "close-bus") {
-    await bus.close()
+    const closed = bus.close(rest[0] ? { timeoutMs: Number(rest[0]) } : {})
+    console.log("closing")
+    await closed
     console.log(`closed ${[...started].filter(alive).join(",")}`)
     process.exit(0)
   } else if (verb === "close") break
