@@ -3,6 +3,7 @@
 // on Bun too, so it serves a Node code base's own server under either runtime; node-http.ts's serveHttp stands on it.
 // Only node:http's types are imported: nothing of it loads until a server calls it (it costs Bun ~20 ms at import).
 import type { IncomingMessage, ServerResponse } from "node:http"
+import { guardClientErrors } from "./client-error.ts"
 import { badRequest, refuseHost, refuseMethod, refuseTarget } from "./request-target.ts"
 
 type Fetch = (request: Request) => Response | Promise<Response>
@@ -204,7 +205,11 @@ export function arrived(res: ServerResponse, socket: object | null = res.req?.so
   const had = turns.get(res)
   if (had !== undefined || !socket) return had
   let line = lines.get(socket)
-  if (line === undefined) lines.set(socket, (line = { latest: 0, unfinished: 0, atBus: 0, unwritten: 0, waiting: [] }))
+  if (line === undefined) {
+    lines.set(socket, (line = { latest: 0, unfinished: 0, atBus: 0, unwritten: 0, waiting: [] }))
+    // a malformed request pipelined after this one: node:http's 400 once the answers before it are written
+    guardClientErrors((socket as { server?: unknown }).server)
+  }
   const turn: Turn = { line, place: ++line.latest, atBus: false, unwritten: 0 }
   turns.set(res, turn)
   return turn

@@ -1,6 +1,7 @@
 // The contract's serveHttp over node:http (the status server, the HTTP hub), on fetch-listener.ts.
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
+import { clientError } from "../client-error.ts"
 import { closing, incoming, requestListener } from "../fetch-listener.ts"
 import type { HttpServer, ServeOptions } from "../runtime.ts"
 import { bindTcp, bindUnix } from "./net.ts"
@@ -20,6 +21,8 @@ export function serveHttp(o: ServeOptions): HttpServer | Promise<HttpServer> {
       true, // as Bun.serve: an answer saying `Connection: close` (the hub's 503 as it stops, a 413) closes its connection
     ),
   )
+  // a request node:http cannot parse, pipelined behind others: its 400 once their answers are written, not before
+  node.on("clientError", clientError)
   // as Bun's idleTimeout: an idle socket is destroyed (the server has no 'timeout' listener); timeout(request, s) resets it
   if (o.idleTimeout !== undefined) node.setTimeout(o.idleTimeout * 1000)
   server = {
