@@ -128,8 +128,10 @@ async function run(argv: string[]): Promise<number> {
   // (at most DRAIN_TIMEOUT_MS): a spawned one is then SIGTERMed, one that joined from outside sees its hub close and
   // keeps trying to rejoin
   hub.refuseRequests()
+  const drained = performance.now() + DRAIN_TIMEOUT_MS
   await within(hub.retireWorkers(), DRAIN_TIMEOUT_MS)
-  await workers?.stop()
+  // the spawned ones' drain is what is left of those DRAIN_TIMEOUT_MS (a worker stopped with SIGSTOP had 10 s more)
+  await workers?.stop({ drainTimeoutMs: Math.max(0, Math.round(drained - performance.now())) })
   await hub.close()
   return 0
 }
