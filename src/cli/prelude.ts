@@ -27,7 +27,7 @@ export function parse<T extends ParseArgsConfig>(
   try {
     return parseArgs(config)
   } catch (e) {
-    throw problem((e as Error).message)
+    throw problem((e as Error).message.replace(/\s*\n\s*/g, " ")) // one line: its sentences are not a worker's words
   }
 }
 

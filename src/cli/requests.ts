@@ -69,9 +69,11 @@ function findFronts(v: HostView, name: string, pid: number | undefined): BusView
   if (live.length > 0) return live.sort((a, b) => a.pid - b.pid)
   const newest = withFile.sort((a, b) => b.recorder!.anchorMonoNs - a.recorder!.anchorMonoNs)[0]
   if (newest) return [newest]
+  // a pid another uid's front hides is 0: not named
+  const pids = all.map((b) => b.pid).filter((p) => p > 0)
   if (all.length > 0)
     throw new CliProblem(
-      `bus "${printable(name)}" (pid ${all.map((b) => b.pid).join(", ")}) keeps no flight recorder file: it listens with recorder: false, or runs as another user`,
+      `bus "${printable(name)}"${pids.length > 0 ? ` (pid ${pids.join(", ")})` : ""} keeps no flight recorder file: it listens with recorder: false, or runs as another user`,
     )
   throw new CliProblem(
     `no bus named "${printable(name)}" on this host${pid ? ` with pid ${pid}` : ""}; \`slotbus ls\` lists them`,

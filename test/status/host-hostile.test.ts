@@ -269,6 +269,24 @@ describe.skipIf(!existsSync("/proc/net/unix") || process.getuid?.() !== 0)(
       )
     }, 60_000)
 
+    test.skipIf(whyNotAsNobody(join(REPO, "bin", "slotbus.ts")) !== null)(
+      "requests as another uid, of root's bus whose pid it cannot see, names no pid 0",
+      async () => {
+        const name = busName("unseen")
+        const bus = await SlotBus.listen(name) // root's front: its recorder file in root's own directory
+        try {
+          const args = [process.execPath, join(REPO, "bin", "slotbus.ts"), "requests", name]
+          const r = await run(asNobody(args), { env: nobodyEnv })
+          expect(r.code).toBe(2)
+          // before: `bus "<name>" (pid 0) keeps no flight recorder file`
+          expect(r.stderr).toContain(`bus "${name}" keeps no flight recorder file`)
+        } finally {
+          await bus.close()
+        }
+      },
+      60_000,
+    )
+
     test("another uid's file naming root's live front's pid is no live front of root's bus (issue 64)", async () => {
       const name = busName("forged")
       const bus = await SlotBus.listen(name) // root's front: this process, with its recorder file
