@@ -122,6 +122,7 @@ struct sb_chan {
   int is_hub;
   int sock, memfd, my_bell, peer_bell;
   int32_t peer_pid, peer_uid;
+  uint64_t peer_start; /* the peer process's start time when the socket was made (sys_proc_start), 0 if unread */
   uint8_t *base;
   region_hdr *hdr;
   geometry g;

@@ -155,6 +155,7 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
   }
   ch->sock = sock;
   ch->peer_pid = pid;
+  ch->peer_start = pid > 0 ? sys_proc_start((uint32_t)pid) : 0;
   ch->peer_uid = (int32_t)uid;
   ch->trim_bytes = cfg->trim_bytes;
   ch->stream_window = win;
@@ -251,6 +252,7 @@ sb_chan *sb_connect_start(const char *name, int64_t hub_uid, int *err) {
   }
   if (uid != (hub_uid < 0 ? geteuid() : (uid_t)hub_uid)) return fail(ch, err, -EPERM);
   ch->peer_pid = pid;
+  ch->peer_start = pid > 0 ? sys_proc_start((uint32_t)pid) : 0;
   ch->peer_uid = (int32_t)uid;
   if (err) *err = 0;
   return ch;
@@ -360,6 +362,16 @@ int sb_fd_dup(int fd) {
 }
 int32_t sb_peer_pid(sb_chan *ch) { return ch->peer_pid; }
 int32_t sb_peer_uid(sb_chan *ch) { return ch->peer_uid; }
+/* Its process exited (a zombie counts: it holds nothing) or its pid is another process's now (§1). Not known
+ * (pid 0: another pid namespace; no start time to read) is alive: only EOF tells then. */
+int sb_peer_gone(sb_chan *ch) {
+  if (ch->peer_pid <= 0) return 0;
+  uint32_t pid = (uint32_t)ch->peer_pid;
+  if (!sys_proc_exists(pid)) return 1;
+  int gone = 0;
+  uint64_t now = plat_proc_start(pid, &gone, NULL);
+  return gone || (now != 0 && ch->peer_start != 0 && now != ch->peer_start);
+}
 sb_msg *sb_last_msg(sb_chan *ch) { return &ch->msg; }
 const char *sb_error(sb_chan *ch) { return ch->error; }
 uint32_t sb_slot_state(sb_chan *ch, uint32_t slot) {

@@ -44,6 +44,7 @@ const symbols = {
   sb_fd_dup: { args: [i32], returns: i32 },
   sb_peer_pid: { args: [ptr], returns: i32 },
   sb_peer_uid: { args: [ptr], returns: i32 },
+  sb_peer_gone: { args: [ptr], returns: i32 },
   sb_last_msg: { args: [ptr], returns: ptr },
   sb_error: { args: [ptr], returns: cstring },
   sb_slot_state: { args: [ptr, u32], returns: u32 },
@@ -92,7 +93,7 @@ export type Native = NativeSymbols<typeof symbols>
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 23
+export const ABI_VERSION = 24
 export const LAYOUT_HASH = 0x178a975a
 /** csrc/slotbus.h's SB_VERSION: the wire protocol's version, in the hello (docs/PROTOCOL.md §1). */
 export const WIRE_VERSION = 4

@@ -35,6 +35,8 @@ const PACK_NS = 100_000
 const PACK_CROWDED_NS = 1_000_000
 /** The weight each pass's figures keep per later pass in the answer rate. */
 const RATE_DECAY = 0.875
+/** How often a tick looks whether the worker's process is gone while its socket stays open (a child holds it). */
+const PEER_CHECK_MS = 200
 
 /**
  * How many requests a worker that took `answers` answers in `busyNs` of holding requests may hold before the next
@@ -69,6 +71,8 @@ export interface SlotHooks {
   cutOff(link: SlotEndpoint, what: string): void
   /** It holds too many stuck slots and nobody waits for it any more: disconnect it. */
   evict(link: SlotEndpoint): void
+  /** Its worker's process is gone, though a child it forked keeps the socket open: drop it as at EOF. */
+  gone(link: SlotEndpoint): void
   /** A request went out with none in flight: its worker is at work (at-work.ts reads `inFlight` and `requests`). */
   sent(link: SlotEndpoint): void
 }
@@ -96,6 +100,8 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
   private nextId = 1
   /** pumpTurns() when a request was last sent. */
   private lastSentTurn = -1
+  /** nowMs() from when a tick looks again whether its worker's process is gone (PEER_CHECK_MS). */
+  private peerCheckAt = 0
   /** The body size of the last answer: over 15 KiB, one in its caller's turn saves Bun.serve's late write. */
   private lastAnswerBytes = 0
   /** Its answer rate, for packCap: ns it held requests and the answers taken meanwhile, both decayed per pass. */
@@ -220,6 +226,11 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
   }
 
   tick(now: number) {
+    // Its process exited with the socket still open in a child (a fork without exec): no EOF will ever come.
+    if (now >= this.peerCheckAt) {
+      this.peerCheckAt = now + PEER_CHECK_MS
+      if (this.chan.peerGone()) return this.hooks.gone(this)
+    }
     // Holding requests and no answer since the last pass with one (a handler that blocks its event loop, a long one):
     // that wait counts now, not once answers come, so packCap stops piling new requests behind it meanwhile
     if (this.inFlight > 0) {

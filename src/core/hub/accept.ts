@@ -71,6 +71,20 @@ export class Acceptor {
     )
   }
 
+  /** Its worker closed the socket or died (EOF), or exited while a child it forked holds the socket (a tick saw). */
+  gone(endpoint: SlotEndpoint) {
+    const pid = endpoint.chan.peerPid
+    this.drop(
+      endpoint,
+      stackless(
+        () =>
+          new WorkerGoneError(
+            `worker pid ${pid} of "${this.name}" disconnected or died before answering; retry the request`,
+          ),
+      ),
+    )
+  }
+
   /** Each listening socket is watched by a "slotbus-accept" thread, which rings an eventfd when a peer waits. */
   watch() {
     for (const fd of [this.settings.listenFd, this.settings.doorFd]) {
@@ -194,6 +208,7 @@ export class Acceptor {
       {
         cutOff: (l, what) => this.cutOff(l, what),
         evict: (l) => this.evict(l),
+        gone: (l) => this.gone(l),
         sent: (l) => this.crowd.sent(l),
       },
       this.settings,
@@ -208,16 +223,7 @@ export class Acceptor {
         chan.sendControl(Control.DRAIN_ACK)
         this.dispatcher.freed()
       },
-      () =>
-        this.drop(
-          endpoint,
-          stackless(
-            () =>
-              new WorkerGoneError(
-                `worker pid ${chan.peerPid} of "${this.name}" disconnected or died before answering; retry the request`,
-              ),
-          ),
-        ),
+      () => this.gone(endpoint),
     )
     this.endpoints.add(endpoint)
     this.crowd.members.add(this)

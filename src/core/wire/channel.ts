@@ -81,6 +81,14 @@ export class Channel implements Parking {
     return this.open
   }
 
+  /**
+   * Whether the peer's process has exited, or its pid is another process's now, though the socket stays open (a
+   * child it forked holds it: no EOF comes, docs/PROTOCOL.md §1). A kill(pid, 0) and a /proc read: for a timer's tick.
+   */
+  peerGone(): boolean {
+    return this.open && native.sb_peer_gone(this.ptr) === 1
+  }
+
   /** The processes on this host at work for the bus, hub included, as the hub last told (0: not told); 0 once closed. */
   get busProcesses(): number {
     return this.open ? this.processes[0]! : 0
