@@ -29,7 +29,7 @@ static int split_front(const char *name, char *base, const char **suffix) {
   return k >= SB_MAX_FRONTS ? -EINVAL : 0;
 }
 
-/* door: the abstract door for other uids (§1.1) instead of the socket file. */
+/* door: the door for other uids (§1.1), a socket file in the door directory, instead of the socket directory's. */
 static int listen_at(const char *name, int door) {
   char base[65];
   const char *suffix;

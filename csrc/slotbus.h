@@ -73,11 +73,13 @@ typedef struct sb_hub_config {
  * non-blocking listening fd ("<name>~k" too, and sb_connect*), or -EINVAL (bad name, or SLOTBUS_PLATFORM names no
  * backend), -EADDRINUSE, -SB_ESOCKDIR. */
 int sb_listen(const char *name);
-/* Listen on the door of a hub that allows other uids (§1.1): the abstract "\0slotbus.<name>", which sb_connect*
- * uses when told a hub uid that is not the caller's. Linux backend only (-ENOTSUP on the portable one);
- * -EADDRINUSE when another process binds it. Watched and accepted like sb_listen's fd. */
+/* Listen on the door of a hub that allows other uids (§1.1): the socket file slotbus.<name>, mode 0666, in this
+ * euid's door directory (mode 0711: $SLOTBUS_DOOR_DIR, else /tmp/slotbus-door-<uid> or one of its .* siblings),
+ * which sb_connect* uses when told a hub uid that is not the caller's. Linux backend only (-ENOTSUP on the
+ * portable one); -EADDRINUSE when a live door of the name is there, -SB_ESOCKDIR. Watched and accepted like
+ * sb_listen's fd. */
 int sb_listen_door(const char *name);
-/* Before closing a listening fd: removes its socket file (nothing for a door). */
+/* Before closing a listening fd: removes its socket file (a door's too). */
 void sb_unlisten(int listen_fd);
 /* "linux" or "posix": the backend this process runs (§13.1); NULL when SLOTBUS_PLATFORM names neither. */
 const char *sb_platform(void);
