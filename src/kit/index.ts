@@ -1,7 +1,7 @@
 // The toolkit: what several rooms share and that knows nothing of slots - option checks, timers, backoff, an
 // emitter, process supervision, token files, create modes, status sections, the per-host election (host/host-seat.ts).
 // Rooms import it through this file; README.md maps its folders and the order they import each other in.
-export { closeAtExit } from "./basics/at-exit.ts"
+export { closeAtExit, drainBeforeStop } from "./basics/at-exit.ts"
 export { Backoff } from "./basics/backoff.ts"
 export type { BackoffOptions } from "./basics/backoff.ts"
 export { Emitter } from "./basics/emitter.ts"

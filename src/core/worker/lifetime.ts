@@ -1,7 +1,7 @@
 // A worker's lifetime: when it ends (worker.closed) and when its process goes with it. A pool's worker belongs to
 // the front that started it (docs/PROTOCOL.md §15.4): once that front is gone it serves on a while, drains and,
 // with exitWithFront (on by default for a pool's worker), exits.
-import { lastWordsToLog } from "../../kit/index.ts"
+import { drainBeforeStop, lastWordsToLog } from "../../kit/index.ts"
 import { frontParent, parentAlive } from "../ops/front-parent.ts"
 import { ORPHAN_LINGER_MS } from "../ops/fronts.ts"
 import type { ConnectOptions, WorkerClosed } from "./options.ts"
@@ -18,12 +18,19 @@ export function exitWithFronts(name: string, why: string, parentPid = 0) {
   setImmediate(() => process.exit(0)) // after what waits on worker.closed has run its turn
 }
 
+// The workers of this process that serve (roots: a sibling closes with its root). A pool's worker drains them all on
+// a SIGTERM that no listener of the app's takes, then dies of it: its pool retires it through the front that runs the
+// pool alone, and a shared name's other fronts send it requests until it says "D" to them (docs/PROTOCOL.md §15.4).
+const serving = new Set<{ close(): Promise<void> }>()
+let drainsOnStop = false
+
 export class Lifetime {
   readonly closed: Promise<WorkerClosed>
   private readonly settle: (c: WorkerClosed) => void
   /** The front that started this process as a worker of this bus's pool (§15.4), 0 when none. */
   readonly parentPid: number
   private orphan = false
+  private over = false
 
   constructor(
     private readonly name: string,
@@ -40,8 +47,20 @@ export class Lifetime {
 
   /** It ended: worker.closed resolves (the first time), and a root that lost its hub leaves if asked. */
   ended(c: WorkerClosed) {
+    this.over = true
+    serving.delete(this.worker)
     this.settle(c)
     if (c.reason !== "closed" && !this.sibling) this.exitIfAsked(c.reason)
+  }
+
+  /** It connected: a pool's worker process drains it on SIGTERM (docs/api.md, "A worker's lifetime"). */
+  serves() {
+    if (this.sibling || this.over) return
+    serving.add(this.worker)
+    if (this.parentPid > 0 && !drainsOnStop) {
+      drainsOnStop = true
+      drainBeforeStop(() => Promise.all([...serving].map((w) => w.close())))
+    }
   }
 
   /** The front that started it is gone (§15.4): it serves on `lingerMs`, drains, and may exit. */

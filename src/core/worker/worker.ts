@@ -80,6 +80,7 @@ export class SlotWorker implements FrontRoot {
     if (opts.remote !== undefined)
       await w.conns.attachRemote(checkRemote<RemoteTransport>(opts.remote, WORKER_PORT, "SlotWorker.connect"))
     else await w.conns.attach(opts.waitForHubMs ?? 0)
+    w.lifetime.serves()
     return w
   }
 

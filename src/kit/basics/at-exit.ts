@@ -6,7 +6,9 @@
 // everything, then raises the signal again with its default action, so the process still dies of it; with a
 // listener of the app's own it does nothing (the app decides, and its process.exit() lets go). A signal the process
 // was started with ignored (nohup's SIGHUP, which Bun keeps) is left alone. kill -9 leaves everything to the next
-// process to open the name.
+// process to open the name. What must finish before a SIGTERM ends the process (a pool's worker answering what it
+// holds, drainBeforeStop) runs first, when no listener of the app's takes the signal; a second SIGTERM meanwhile
+// ends the process at once.
 import { readFileSync } from "node:fs"
 import { constants } from "node:os"
 
@@ -15,18 +17,33 @@ interface Closes {
 }
 
 const held = new Set<Closes>()
+const drains = new Set<() => Promise<unknown>>()
 let hooked = false
+let draining = false
 
 /** `x.close()` runs when this process exits unless called before; x's close() calls the function returned first. */
 export function closeAtExit(x: Closes): () => void {
-  if (!hooked) {
-    hooked = true
-    process.on("exit", letGo)
-    // first in line: an app's process.once listener leaves the list as it runs, so counted after it, it is missed
-    for (const s of stopSignals()) process.prependListener(s, onStopSignal)
-  }
+  hook()
   held.add(x)
   return () => void held.delete(x)
+}
+
+/**
+ * On a SIGTERM no listener of the app's takes, `drain()` is awaited (it must settle in bounded time) before the
+ * process lets go and dies of the signal; the function returned takes it back.
+ */
+export function drainBeforeStop(drain: () => Promise<unknown>): () => void {
+  hook()
+  drains.add(drain)
+  return () => void drains.delete(drain)
+}
+
+function hook() {
+  if (hooked) return
+  hooked = true
+  process.on("exit", letGo)
+  // first in line: an app's process.once listener leaves the list as it runs, so counted after it, it is missed
+  for (const s of stopSignals()) process.prependListener(s, onStopSignal)
 }
 
 function letGo() {
@@ -38,6 +55,15 @@ function letGo() {
 
 function onStopSignal(signal: NodeJS.Signals) {
   if (process.listenerCount(signal) - signalExitListeners() > 1) return
+  if (signal === "SIGTERM" && drains.size > 0 && !draining) {
+    draining = true
+    void Promise.allSettled([...drains].map(async (d) => d())).then(() => dieOf(signal))
+    return
+  }
+  dieOf(signal)
+}
+
+function dieOf(signal: NodeJS.Signals) {
   letGo()
   for (const s of stopSignals()) process.removeListener(s, onStopSignal)
   process.kill(process.pid, signal)

@@ -1,9 +1,18 @@
 // Several fronts of one name run as one service (docs/api.md, "Running under systemd"): a reload asked of any front
 // (SIGHUP, as ExecReload sends, or pool.reload()) reloads the name's one pool, and SIGTERM to a front alone (what
 // KillMode=mixed sends) drains its workers with no restart. Real fronts (test/support/core/shared-front.ts), real signals.
-import { afterEach, describe, expect, test } from "bun:test"
-import { alive, busName, until, type Child } from "../../support/helpers.ts"
-import { frontChild, poolOf, workerPids, type FrontChild } from "../../support/core/front-child.ts"
+import { afterAll, afterEach, describe, expect, test } from "bun:test"
+import { join } from "node:path"
+import { alive, busName, FIXTURES, until, type Child } from "../../support/helpers.ts"
+import {
+  frontChild,
+  nodeWorkerCommand,
+  poolOf,
+  removeFrontBuilds,
+  workerPids,
+  type FrontChild,
+} from "../../support/core/front-child.ts"
+import { PEER_RUNTIMES, peerSkip, removeNodeBuilds, type PeerRuntime } from "../../support/runtime/peers.ts"
 
 const children: Child[] = []
 const pids: number[] = []
@@ -12,9 +21,18 @@ afterEach(async () => {
   for (const pid of pids.splice(0)) if (alive(pid)) process.kill(pid, "SIGKILL")
 })
 
-async function twoFronts(name: string): Promise<{ a: FrontChild; b: FrontChild; before: number[] }> {
-  const a = await frontChild(name, ["--pool=2"], children)
-  const b = await frontChild(name, ["--pool=2"], children)
+afterAll(() => {
+  removeNodeBuilds()
+  removeFrontBuilds()
+})
+
+async function twoFronts(
+  name: string,
+  args: string[] = [],
+  runtime: PeerRuntime = "bun",
+): Promise<{ a: FrontChild; b: FrontChild; before: number[] }> {
+  const a = await frontChild(name, ["--pool=2", ...args], children, runtime)
+  const b = await frontChild(name, ["--pool=2", ...args], children, runtime)
   await until(async () => (await poolOf(a)).pids.every((p) => p > 0), "the leader's pool started", 20_000, 100)
   const before = (await poolOf(a)).pids
   pids.push(...before)
@@ -55,6 +73,30 @@ describe("a reload asked of any front of a shared name", () => {
     await reloaded(a, b, before)
   }, 120_000)
 })
+
+// A worker whose app has no SIGTERM listener (SlotWorker.connect and nothing else): the pool retires it through the
+// front that runs the pool alone, so the other front kept sending to it until the SIGTERM, which ended it at once.
+test.each(PEER_RUNTIMES)(
+  "a reload of %s workers with no SIGTERM listener of their own loses nothing the other front asked",
+  async (runtime) => {
+    if (peerSkip(runtime)) return console.log(`skipped: ${peerSkip(runtime)}`)
+    const name = busName("reload")
+    const command =
+      runtime === "bun"
+        ? [process.execPath, join(FIXTURES, "core/pool-worker.ts"), name]
+        : nodeWorkerCommand(name, "--no-sigterm")
+    const { a, b, before } = await twoFronts(name, [`--command=${JSON.stringify(command)}`], runtime)
+    b.child.write("load\n")
+    const [result] = await a.ask("redeploy", /^(reloaded|reload failed .*)$/)
+    expect(result).toBe("reloaded")
+    await reloaded(a, b, before)
+    const [answered, failed, wrong] = (await b.ask("report", /^report (\d+) (\d+) (\d+) /)).map(Number)
+    // before: 8 to 16 WorkerGoneError a reload of two workers
+    expect({ failed, wrong }).toEqual({ failed: 0, wrong: 0 })
+    expect(answered).toBeGreaterThan(0)
+  },
+  120_000,
+)
 
 test("a standby's reload whose leader is killed mid-way fails saying the leader went, not blaming its uid", async () => {
   const { a, b } = await twoFronts(busName("reload"))

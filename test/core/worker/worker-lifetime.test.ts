@@ -4,9 +4,19 @@
 // workers (test/support/core/holding-worker.ts), real kill -9.
 import { afterEach, expect, test } from "bun:test"
 import { join } from "node:path"
-import { SlotBus } from "../../../src/index.ts"
+import { SlotBus, WorkerGoneError } from "../../../src/index.ts"
 import { ORPHAN_LINGER_MS } from "../../../src/core/ops/fronts.ts"
-import { alive, busName, type Child, FIXTURES, spawn, until } from "../../support/helpers.ts"
+import {
+  alive,
+  busName,
+  type Child,
+  FIXTURES,
+  observed,
+  outcome,
+  rejection,
+  spawn,
+  until,
+} from "../../support/helpers.ts"
 import { frontChild, poolOf, startedBy, workerPids, type FrontChild } from "../../support/core/front-child.ts"
 
 const children: Child[] = []
@@ -160,4 +170,62 @@ test("a process a pool's worker started is no worker of the pool: it outlives a 
   await until(() => !alive(worker), "the pool's worker exited", GONE_WITHIN_MS, 100)
   await Bun.sleep(ORPHAN_LINGER_MS + 2000) // an exit with the front would have come
   expect(alive(grandchild)).toBe(true)
+}, 60_000)
+
+// A pool's worker whose app listens to no SIGTERM (pool-worker.ts) drains (worker.close()) before it dies of one; a
+// worker started by hand dies of it at once, as before. The front here is this process (SLOTBUS_FRONT_PARENT).
+function poolWorker(name: string, ofPool: boolean): Child {
+  const env: Record<string, string | undefined> = { ...process.env, SLOTBUS_FRONT_BUS: name }
+  env.SLOTBUS_FRONT_PARENT = ofPool ? String(process.pid) : undefined
+  const w = spawn([process.execPath, join(FIXTURES, "core/pool-worker.ts"), name], { env })
+  children.push(w)
+  return w
+}
+
+// A hang guard under the drain's 5 s bound, not a timing assert: an idle drain takes a few milliseconds.
+const PROMPTLY_MS = 4000
+
+test.each([
+  ["a pool's worker", true],
+  ["a worker started by hand", false],
+])(
+  "%s with no SIGTERM listener of its own dies of SIGTERM promptly when idle",
+  async (_, ofPool) => {
+    const name = busName("term")
+    const bus = await SlotBus.listen(name)
+    try {
+      const w = poolWorker(name, ofPool)
+      await w.waitLine(/^ready \d+$/, 20_000)
+      await bus.waitForWorkers(1, 20_000)
+      w.signal("SIGTERM")
+      expect((await outcome(w.exited, PROMPTLY_MS)).state).not.toBe("hung")
+      expect(w.proc.signalCode).toBe("SIGTERM")
+      // the pool's worker closed first (its drain); the one started by hand just died
+      expect(w.output.includes(`closed ${name} closed`)).toBe(ofPool)
+    } finally {
+      await bus.close({ drain: false })
+    }
+  },
+  60_000,
+)
+
+test("a second SIGTERM while a pool's worker drains ends it at once", async () => {
+  const name = busName("term")
+  const bus = await SlotBus.listen(name)
+  try {
+    const w = poolWorker(name, true)
+    await w.waitLine(/^ready \d+$/, 20_000)
+    await bus.waitForWorkers(1, 20_000)
+    const held = observed(bus.request({ body: "?hold" }, { timeoutMs: 60_000 }))
+    await until(() => bus.workers[0]?.inFlight === 1, "the worker holds the request")
+    w.signal("SIGTERM")
+    await until(() => bus.workers[0]?.state === "draining", "the worker drains (it said D)")
+    expect(w.running).toBe(true) // it waits for the request it holds
+    w.signal("SIGTERM")
+    expect((await outcome(w.exited, PROMPTLY_MS)).state).not.toBe("hung")
+    expect(w.proc.signalCode).toBe("SIGTERM")
+    expect(await rejection(held)).toBeInstanceOf(WorkerGoneError)
+  } finally {
+    await bus.close({ drain: false })
+  }
 }, 60_000)

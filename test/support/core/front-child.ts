@@ -15,7 +15,8 @@ export interface FrontChild {
 
 /**
  * A front of `name` (args: shared-front.ts's flags), pushed on `children`; resolves once it listens. Under Node its
- * pool's workers are test/support/runtime/node-worker.ts `--fetch` under Node (its /echo answers the body).
+ * pool's workers are test/support/runtime/node-worker.ts `--fetch` under Node (its /echo answers the body), unless
+ * args give a `--command` (nodeWorkerCommand's, with flags of its own).
  */
 export async function frontChild(
   name: string,
@@ -23,7 +24,8 @@ export async function frontChild(
   children: Child[],
   runtime: PeerRuntime = "bun",
 ): Promise<FrontChild> {
-  if (runtime === "node") args = [...args, `--command=${JSON.stringify(nodeWorkerCommand(name))}`]
+  if (runtime === "node" && !args.some((a) => a.startsWith("--command=")))
+    args = [...args, `--command=${JSON.stringify(nodeWorkerCommand(name))}`]
   const child = await peerChild(runtime, "core/shared-front.ts", [name, ...args], { stdin: "pipe" })
   children.push(child)
   const m = await child.waitLine(/^ready (\d+) (\S+)$/, 20_000)
@@ -77,11 +79,11 @@ export function startedBy(parent: number): number[] {
 let nodeWorker: ReturnType<typeof buildForNode> | undefined
 
 /** node-worker.ts `--fetch` of `name` under Node, built once per test file (removeFrontBuilds in its afterAll). */
-function nodeWorkerCommand(name: string): string[] {
+export function nodeWorkerCommand(name: string, ...flags: string[]): string[] {
   const node = findNode()
   if (node === null) throw new Error("no Node >= 26.1 here")
   nodeWorker ??= buildForNode("node-worker.ts")
-  return [node, ...nodeFlags(node), nodeWorker.entry, name, "--fetch"]
+  return [node, ...nodeFlags(node), nodeWorker.entry, name, "--fetch", ...flags]
 }
 
 /** Removes what frontChild built for Node fronts (and peers.ts's builds). */

@@ -5,7 +5,8 @@
 // --wait-for-hub-ms, default 5000) and, with --extra-bus, also another process's bus (a process serving two buses).
 // --child: once it serves, starts this file again for <bus-name> as a child of its own (it inherits the environment),
 // which serves on and never exits by itself. Prints "ready <pid>" once it serves, "closed <bus> <reason>" when a
-// worker of it closes; it never exits by itself.
+// worker of it closes; it never exits by itself, and has no SIGTERM listener of its own. The body "?hold" is never
+// answered (a request in flight to signal it under).
 import { SlotWorker } from "../../../src/index.ts"
 
 const [name, ...flags] = process.argv.slice(2)
@@ -15,7 +16,11 @@ const flag = (key: string) => flags.find((f) => f.startsWith(`--${key}=`))?.slic
 setInterval(() => {}, 1000) // an app's own timer: the process stays unless slotbus ends it
 await Bun.sleep(Number(flag("start-delay-ms") ?? 0))
 const serve = async (bus: string) => {
-  const w = await SlotWorker.connect(bus, (req) => req.body, { waitForHubMs: Number(flag("wait-for-hub-ms") ?? 5000) })
+  const w = await SlotWorker.connect(
+    bus,
+    (req) => (req.body.length === 5 && req.text() === "?hold" ? new Promise<never>(() => {}) : req.body),
+    { waitForHubMs: Number(flag("wait-for-hub-ms") ?? 5000) },
+  )
   void w.closed.then((c) => console.log(`closed ${bus} ${c.reason}`))
 }
 await serve(name)

@@ -1,5 +1,5 @@
 // A worker for Node 26 (node:ffi), built to JavaScript by test/support/runtime/node.ts (Node strips types but not the
-// parameter properties src/ uses). Usage: node node-worker.js <bus-name> [--fetch]
+// parameter properties src/ uses). Usage: node node-worker.js <bus-name> [--fetch] [--no-sigterm]
 // Raw: echoes a request's body; "?pid " answers the process id; "?hold" never answers (a request in flight to kill
 // the process under); "?until <file>" answers "released <pid>" once the file exists (a request held until then). --fetch: a fetch handler: /json answers {method, body, header: x-a} as JSON, /stream five
 // chunks 5 ms apart, /echo the body back with x-sha256 of what arrived, /hold never answers, /endless 64 KiB chunks
@@ -8,7 +8,8 @@
 // ~50 KB page with two set-cookie and a connection header, /big?tag=<t>&kb=<n> n KB of "<t>;", /empty a 204,
 // /lies?n=<n> "héllo wörld" (13 bytes) saying content-length n, /typed a Blob of type text/css, /own-error throws
 // an error of the app's own class named PayloadTooLargeError (/own-error-stream: its stream fails with one after a
-// chunk), anything else "hi <path>" with status 201 and x-runtime: node.
+// chunk), anything else "hi <path>" with status 201 and x-runtime: node. It closes its worker on SIGTERM; with
+// --no-sigterm it has no SIGTERM listener of its own, as an app that leaves it to slotbus.
 // Prints "ready <node version>" once connected, "closed <reason>" at the end. SLOTBUS_TEST_IDLE: its idle strategy.
 // SLOTBUS_TEST_CODE_FILE: a file read at start, as a worker's code on disk is; "throw N" in it: the worker throws
 // from a timer N ms after it connected ("throw N start": after its start); anything else, or no file: it does not.
@@ -118,7 +119,7 @@ const worker =
   mode === "--fetch"
     ? await SlotWorker.connect(name, fetchHandler, { fetch: true, idle })
     : await SlotWorker.connect(name, raw, { idle })
-process.on("SIGTERM", () => void worker.close())
+if (!process.argv.includes("--no-sigterm")) process.on("SIGTERM", () => void worker.close())
 if (bug && !bug[2]) throwIn()
 console.log(`ready ${process.versions.node}`)
 const closed = await worker.closed
