@@ -16,10 +16,22 @@ interface Closes {
   close(): void
 }
 
-const held = new Set<Closes>()
-const drains = new Set<() => Promise<unknown>>()
-let hooked = false
-let draining = false
+// One state a process: a second copy of this module (`bun --hot` runs the modules again; an app that bundles slotbus
+// twice) adds to the first's, behind the first's listeners, where two listeners would each count the other as the
+// app's and neither act: the signal would be lost.
+interface AtExit {
+  held: Set<Closes>
+  drains: Set<() => Promise<unknown>>
+  hooked: boolean
+  draining: boolean
+}
+const state = ((globalThis as Record<symbol, unknown>)[Symbol.for("slotbus.atExit")] ??= {
+  held: new Set(),
+  drains: new Set(),
+  hooked: false,
+  draining: false,
+}) as AtExit
+const { held, drains } = state
 
 /** `x.close()` runs when this process exits unless called before; x's close() calls the function returned first. */
 export function closeAtExit(x: Closes): () => void {
@@ -39,8 +51,8 @@ export function drainBeforeStop(drain: () => Promise<unknown>): () => void {
 }
 
 function hook() {
-  if (hooked) return
-  hooked = true
+  if (state.hooked) return
+  state.hooked = true
   process.on("exit", letGo)
   // first in line: an app's process.once listener leaves the list as it runs, so counted after it, it is missed
   for (const s of stopSignals()) process.prependListener(s, onStopSignal)
@@ -55,8 +67,8 @@ function letGo() {
 
 function onStopSignal(signal: NodeJS.Signals) {
   if (process.listenerCount(signal) - signalExitListeners() > 1) return
-  if (signal === "SIGTERM" && drains.size > 0 && !draining) {
-    draining = true
+  if (signal === "SIGTERM" && drains.size > 0 && !state.draining) {
+    state.draining = true
     void Promise.allSettled([...drains].map(async (d) => d())).then(() => dieOf(signal))
     return
   }
