@@ -3,7 +3,7 @@
 // processes on one reusePort port, docs/PROTOCOL.md §15) labels every series it writes `front="<its index>"`.
 import { frontIndexOf } from "../core/internal.ts"
 import { checkOptions, hasMetrics, optionNames, selfFamilies, type MetricFamily } from "../kit/index.ts"
-import { familiesOf, METRICS_HEADERS, metricsMaxAge, renderMetrics, sharedScrape } from "./metrics.ts"
+import { familiesOf, metricsAnswer, metricsMaxAge, renderMetrics, sharedScrape } from "./metrics.ts"
 
 export interface MetricsHandlerOptions {
   /**
@@ -52,7 +52,7 @@ export function metricsText(sources: unknown[]): Promise<string> {
 /**
  * A handler answering GET and HEAD with `metricsText(sources)` (405 otherwise), for any route of the app's server:
  * `routes: { "/metrics": metricsHandler([bus]) }`, Hono's `app.get("/metrics", (c) => metrics(c.req.raw))`. Its text
- * is computed once for the scrapes of `maxAgeMs` (default 1 s). It answers whoever reaches the route: keep it private
+ * is computed once for the scrapes of `maxAgeMs` (default 1 s), and gzipped once for those that take gzip. It answers whoever reaches the route: keep it private
  * (docs/api.md, Metrics).
  */
 export function metricsHandler(
@@ -68,6 +68,6 @@ export function metricsHandler(
         { error: "method-not-allowed", message: "/metrics takes GET, HEAD" },
         { status: 405, headers: { allow: "GET, HEAD" } },
       )
-    return new Response(req.method === "HEAD" ? null : await scrape(), { headers: METRICS_HEADERS })
+    return metricsAnswer(req, scrape)
   }
 }

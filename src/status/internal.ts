@@ -2,7 +2,7 @@
 // test/architecture.test.ts declares): the page for the HTTP hub's GET /health/status, and what runs on this host
 // read from the buses' recorder files and /proc, for `slotbus ls`, `top` and `requests` (src/cli).
 export { PAGE_HEADERS, STATUS_PAGE_HTML } from "./page.ts"
-export { familiesOf, METRICS_HEADERS, metricsMaxAge, renderMetrics, sharedScrape } from "./metrics.ts"
+export { familiesOf, metricsAnswer, metricsMaxAge, renderMetrics, sharedScrape } from "./metrics.ts"
 export { discover } from "./host-discover.ts"
 export type { BusView, HostView, Listener } from "./host-discover.ts"
 export { ranMs, readRecorder } from "./host-recorder.ts"

@@ -17,7 +17,7 @@ import {
 } from "../kit/index.ts"
 import { PAGE_HEADERS, STATUS_PAGE_HTML } from "./page.ts"
 import { exposition } from "./handler.ts"
-import { METRICS_HEADERS, metricsMaxAge, sharedScrape } from "./metrics.ts"
+import { metricsAnswer, metricsMaxAge, sharedScrape } from "./metrics.ts"
 import { hostName, isLoopbackName, refuseServed, serveHttp, type HttpServer } from "../runtime/index.ts"
 
 export interface StatusServerOptions {
@@ -165,7 +165,7 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
     if (path === "/metrics") {
       const refused = only("GET, HEAD")
       if (refused) return refused
-      return new Response(req.method === "HEAD" ? null : await metrics(), { headers: METRICS_HEADERS })
+      return metricsAnswer(req, metrics)
     }
     if (path === "/status.json")
       return only("GET") ?? Response.json(await report(), { headers: { "cache-control": "no-store" } })

@@ -23,7 +23,7 @@ import { SseHub } from "./sse.ts"
 import { StatusStream } from "./status.ts"
 import { hubReport, hubSection } from "./section.ts"
 import type { Nats } from "../../nats/index.ts"
-import { METRICS_HEADERS, renderMetrics, sharedScrape } from "../../status/internal.ts"
+import { metricsAnswer, renderMetrics, sharedScrape } from "../../status/internal.ts"
 import { HubMetrics } from "./metrics.ts"
 import { sweepDeadBuses } from "../../native/socket-dir.ts"
 import { type HttpServer as Server, pathStart, refuseServed, serveHttp } from "../../runtime/index.ts"
@@ -53,7 +53,7 @@ export class Hub {
   private readonly proxy: RequestProxy
   private readonly sse: SseHub
   private readonly status: StatusStream
-  private readonly metricsScrape: () => Promise<string>
+  private readonly metricsScrape: ReturnType<typeof sharedScrape>
   private topic: Topic | null = null
 
   /** @internal Use createHub(). */
@@ -153,8 +153,7 @@ export class Hub {
     if (path === "/health") return this.fullHealth().then((h) => json(200, h))
     if (path === "/health/status") return this.status.page(req)
     if (path === "/health/stream") return this.status.open(req, server)
-    if (path === "/metrics")
-      return this.metricsScrape().then((text) => new Response(text, { headers: METRICS_HEADERS }))
+    if (path === "/metrics") return metricsAnswer(req, this.metricsScrape)
     if (path === "/events" && req.method === "GET") return this.sse.openEvents(req, server, q < 0 ? "" : url.slice(q))
     if (path.startsWith(INTERNAL_PREFIX)) return this.internal(req, server, path.slice(INTERNAL_PREFIX.length))
 
