@@ -74,8 +74,9 @@ export interface ListenOptions {
   peerTimeoutMs?: number
   /**
    * GET /metrics (serveStatus) shows request durations per route (method and the request's `route` pattern,
-   * "GET /items/:id", or the method alone without one) or RPC method, for up to this many distinct ones; the rest
-   * count as "other". Default 64; 0: not per route.
+   * "GET /items/:id", or the method alone without one) or RPC method, for up to this many routes (patterns, requests
+   * without one, RPC methods); the rest count as "other". A route has a series per method (at most 10: RFC 9110's,
+   * PATCH, _OTHER), so at most 10 × this many series and "other". Default 64; 0: not per route.
    */
   metricsRoutes?: number
   /**

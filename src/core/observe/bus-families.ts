@@ -69,7 +69,7 @@ export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[
     out.push({
       name: "slotbus_route_request_duration_seconds",
       type: "histogram",
-      help: "time from request() to the whole answer, by method and route pattern or RPC method (metricsRoutes of them, then other)",
+      help: "time from request() to the whole answer, by method and route pattern or RPC method (metricsRoutes routes, each with its methods, then other)",
       samples: m.routes.map((r) => ({ labels: { ...bus, route: r.route }, histogram: r.duration })),
     })
   const inFlight = family("slotbus_in_flight_requests", "gauge", "requests held by workers now")

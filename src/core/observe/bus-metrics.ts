@@ -1,9 +1,9 @@
 // What a bus measures for GET /metrics (serveStatus) and its status view: request duration and queue wait as
-// histograms, per bus and per worker index, per route (metricsRoutes: the method and the caller's route pattern,
-// never the path); failures by the error's class with the last message of each, a request its caller aborted
-// counted apart (a client that went away is no error); and the slowest recent requests. The bus's observer (observe.ts) calls in at
-// the moments the Dispatcher already knows (a request sent, answered, failed), the Dispatcher when a worker joins or
-// leaves, with times already measured. Its duration histogram is also bus.stats()'s latency (stats.ts).
+// histograms, per bus and per worker index, per route (metricsRoutes of them: the caller's route pattern with each
+// method it was sent, never the path; or an RPC method); failures by the error's class with the last message of
+// each, a request its caller aborted counted apart (a client that went away is no error); and the slowest recent
+// requests. The bus's observer (observe.ts) calls in at the moments the Dispatcher already knows (a request sent,
+// answered, failed), the Dispatcher when a worker joins or leaves, with times already measured. Its duration histogram is also bus.stats()'s latency (stats.ts).
 import { BoundedLabels, Histogram, type HistogramSnapshot } from "../../kit/index.ts"
 import { TimeoutError } from "../../errors.ts"
 import type { Endpoint, Pending } from "../endpoint/endpoint.ts"
@@ -16,8 +16,6 @@ import { methodLabel } from "../probe/trace.ts"
 
 /** Distinct error classes counted by name; more are counted as "other". */
 const MAX_ERROR_KINDS = 16
-/** Route and method pairs whose histogram is found by two Map lookups; past it, by their joined label. */
-const ROUTE_CACHE = 1024
 /** The slowest requests kept per window, and how long a window lasts: the view shows this window's and the last. */
 const SLOWEST = 10
 const SLOW_WINDOW_NS = 60e9
@@ -91,11 +89,15 @@ export class BusMetrics {
   private readonly perWorker: Histogram[] = []
   /** Which worker indexes are taken, by which endpoint. */
   private readonly holders: (Endpoint | null)[] = []
-  private readonly routeNames: BoundedLabels | null
-  private readonly routes: Histogram[] = []
-  /** Route pattern ("": none, an RPC call or bus.call) → method (or RPC method) → its histogram. */
-  private readonly routeCache = new Map<string, Map<string, Histogram>>()
-  private cached = 0
+  /**
+   * The routes counted against metricsRoutes: an HTTP request's pattern ("": none) → its method's label (RFC 9110's,
+   * PATCH or _OTHER, so at most 10) → its histogram; an RPC method's name (or "call") → its histogram. A client picks
+   * methods, not routes: every method it sends to one route stays that route's.
+   */
+  private readonly httpRoutes = new Map<string, Map<string, Histogram>>()
+  private readonly rpcRoutes = new Map<string, Histogram>()
+  /** Each series by its label, in the order it came ("GET /items/:id", "GET", "add", "other"). */
+  private readonly routes = new Map<string, Histogram>()
   private readonly kinds = new BoundedLabels(MAX_ERROR_KINDS)
   private readonly errorsByKind: ErrorKind[] = []
   timeouts = 0
@@ -107,9 +109,7 @@ export class BusMetrics {
   private slowFloor = -1
   private windowStart = 0
 
-  constructor(maxRoutes: number) {
-    this.routeNames = maxRoutes > 0 ? new BoundedLabels(maxRoutes) : null
-  }
+  constructor(private readonly maxRoutes: number) {}
 
   /** A worker joined: it takes the lowest free index. */
   takeWorkerIndex(e: Endpoint): number {
@@ -136,7 +136,7 @@ export class BusMetrics {
     this.duration.observeNs(ns)
     const w = p.endpoint?.workerIndex ?? -1
     if (w >= 0) this.perWorker[w]!.observeNs(ns)
-    if (this.routeNames) this.routeOf(p).observeNs(ns)
+    if (this.maxRoutes > 0) this.routeOf(p).observeNs(ns)
     if (this.tap) this.tap("duration", ns, w)
     const rpcError = p.read === null ? null : rpcErrorOf(status)
     if (rpcError !== null)
@@ -184,22 +184,41 @@ export class BusMetrics {
     k.lastAt = Date.now()
   }
 
-  /** p's route histogram: two Map lookups for a pair seen before, no string made. */
+  /** p's route histogram: one or two Map lookups for a route and method seen before, no string made. */
   private routeOf(p: Pending): Histogram {
     const s = p.strings
-    const method = s === null ? "call" : isRpcVerb(s[0]!) ? s[1]! : methodLabel(s[0]!)
-    const route = s === null || p.route === null ? "" : p.route
-    let byMethod = this.routeCache.get(route)
+    if (s === null || isRpcVerb(s[0]!)) {
+      const name = s === null ? "call" : s[1]!
+      const h = this.rpcRoutes.get(name)
+      if (h !== undefined) return h
+      if (this.full()) return this.series("other")
+      const made = this.series(name)
+      this.rpcRoutes.set(name, made)
+      return made
+    }
+    const method = methodLabel(s[0]!)
+    const route = p.route === null ? "" : p.route
+    let byMethod = this.httpRoutes.get(route)
     const h = byMethod?.get(method)
     if (h !== undefined) return h
-    const i = this.routeNames!.indexOf(route === "" ? method : `${method} ${route}`)
-    const made = (this.routes[i] ??= new Histogram())
-    if (this.cached < ROUTE_CACHE) {
-      if (!byMethod) this.routeCache.set(route, (byMethod = new Map()))
-      byMethod.set(method, made)
-      this.cached++
+    if (byMethod === undefined) {
+      if (this.full()) return this.series("other")
+      this.httpRoutes.set(route, (byMethod = new Map()))
     }
+    const made = this.series(route === "" ? method : `${method} ${route}`)
+    byMethod.set(method, made)
     return made
+  }
+
+  private full(): boolean {
+    return this.httpRoutes.size + this.rpcRoutes.size >= this.maxRoutes
+  }
+
+  /** The histogram of a label (an RPC method named "GET" and requests without a route share "GET"). */
+  private series(label: string): Histogram {
+    let h = this.routes.get(label)
+    if (h === undefined) this.routes.set(label, (h = new Histogram()))
+    return h
   }
 
   /** A window that has passed becomes the last one (two that have passed: none is kept). */
@@ -233,9 +252,7 @@ export class BusMetrics {
   snapshot(): BusMetricsSnapshot {
     this.rotate(nanoseconds()) // a quiet bus's old slow requests age out even if nothing slower comes
     const routes: BusMetricsSnapshot["routes"] = []
-    if (this.routeNames)
-      for (const [route, i] of this.routeNames.entries())
-        if (this.routes[i]) routes.push({ route, duration: this.routes[i].snapshot() })
+    for (const [route, h] of this.routes) routes.push({ route, duration: h.snapshot() })
     return {
       duration: this.duration.snapshot(),
       queueWait: this.queueWait.snapshot(),

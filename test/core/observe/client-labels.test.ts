@@ -2,15 +2,21 @@
 // (serve-span.ts): the status is the one the client got from `error: failureResponse` (504 for a timeout, 502 for a
 // worker killed mid-request), and 499 for a client that hung up, not 500 for every one, so an alert on 504s sees
 // them. And the bus's route labels (bus-metrics.ts): a client's methods of its own are one `_OTHER`, not a label
-// each filling `metricsRoutes` until the app's own routes read `other`.
-import { afterAll, expect, test } from "bun:test"
+// each filling `metricsRoutes` until the app's own routes read `other`; and `metricsRoutes` counts routes, not
+// route and method pairs, so a client sending every method to some routes of a front (Bun.serve, and node:http
+// under Node) leaves the app's other routes their own series.
+import { afterAll, describe, expect, test } from "bun:test"
 import { connect } from "node:net"
 import { failureResponse, instrument, SlotBus } from "../../../src/index.ts"
 import { metricsText } from "../../../src/status/index.ts"
 import { busName, spawnWorker, stopAll, until } from "../../support/helpers.ts"
+import { PEER_RUNTIMES, peerChild, peerSkip, removeNodeBuilds } from "../../support/runtime/peers.ts"
 import { sample } from "../../support/status/prometheus.ts"
 
-afterAll(stopAll)
+afterAll(async () => {
+  await stopAll()
+  removeNodeBuilds()
+})
 
 test("a failed bus.fetch is counted with the status failureResponse answered (504, 502), a hang-up with 499", async () => {
   // its timeout far enough from the kill below that a loaded machine does not turn the 502 into a 504
@@ -83,4 +89,40 @@ test("methods a client makes up are one _OTHER route label; the app's routes kee
   } finally {
     await bus.close({ drain: false })
   }
+})
+
+describe.each(PEER_RUNTIMES)("a %s front", (runtime) => {
+  test.skipIf(peerSkip(runtime) !== null)(
+    "a client sending every method to 8 of its routes leaves its 9th route its own series (metricsRoutes 64)",
+    async () => {
+      const name = busName("route-methods")
+      const front = await peerChild(runtime, "core/routes-front.ts", [name])
+      try {
+        const [, base] = await front.waitLine(/^ready (\S+)$/, 30_000)
+        await spawnWorker(name)
+        const methods = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD", "PROPFIND"]
+        for (let i = 0; i < 8; i++)
+          for (const method of methods) {
+            const res = await fetch(`${base}/b${i}/1`, { method })
+            expect([method, res.status]).toEqual([method, 200])
+            await res.arrayBuffer()
+          }
+        const res = await fetch(`${base}/b8/1`) // the app's own request, after the client's
+        expect(res.status).toBe(200)
+        await res.arrayBuffer()
+        const text = await (await fetch(`${base}/metrics`)).text()
+        const count = (route: string) =>
+          sample(text, `slotbus_route_request_duration_seconds_count{bus="${name}",route="${route}"}`)
+        expect(count("GET /b8/:id")).toBe(1)
+        expect(count("other")).toBeUndefined()
+        // each route keeps every method it was sent, under the label it had: PROPFIND as _OTHER
+        const labels = methods.map((m) => (m === "PROPFIND" ? "_OTHER" : m))
+        for (let i = 0; i < 8; i++) expect(labels.map((m) => count(`${m} /b${i}/:id`))).toEqual(Array(8).fill(1))
+      } finally {
+        front.signal("SIGTERM")
+        await front.exited
+      }
+    },
+    60_000,
+  )
 })
