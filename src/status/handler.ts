@@ -52,8 +52,8 @@ export function metricsText(sources: unknown[]): Promise<string> {
 /**
  * A handler answering GET and HEAD with `metricsText(sources)` (405 otherwise), for any route of the app's server:
  * `routes: { "/metrics": metricsHandler([bus]) }`, Hono's `app.get("/metrics", (c) => metrics(c.req.raw))`. Its text
- * is computed once for the scrapes of `maxAgeMs` (default 1 s), and gzipped once for those that take gzip. It answers whoever reaches the route: keep it private
- * (docs/api.md, Metrics).
+ * is computed once for the scrapes of `maxAgeMs` (default 1 s), and gzipped once for those that take gzip. It
+ * answers whoever reaches the route: keep it private (docs/api.md, Metrics).
  */
 export function metricsHandler(
   sources: unknown[],

@@ -3,7 +3,8 @@
 // method it was sent, never the path; or an RPC method); failures by the error's class with the last message of
 // each, a request its caller aborted counted apart (a client that went away is no error); and the slowest recent
 // requests. The bus's observer (observe.ts) calls in at the moments the Dispatcher already knows (a request sent,
-// answered, failed), the Dispatcher when a worker joins or leaves, with times already measured. Its duration histogram is also bus.stats()'s latency (stats.ts).
+// answered, failed), the Dispatcher when a worker joins or leaves, with times already measured. Its duration
+// histogram is also bus.stats()'s latency (stats.ts).
 import { BoundedLabels, Histogram, type HistogramSnapshot } from "../../kit/index.ts"
 import { TimeoutError } from "../../errors.ts"
 import type { Endpoint, Pending } from "../endpoint/endpoint.ts"
