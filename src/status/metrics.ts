@@ -79,8 +79,8 @@ export const metricsMaxAge = (maxAgeMs: unknown, what: string, where: string): n
 export class ScrapeText {
   readonly bytes: Uint8Array
   #gzipped: Uint8Array | null = null
-  constructor(readonly text: string) {
-    this.bytes = encoder.encode(text)
+  constructor(text: string) {
+    this.bytes = encoder.encode(text) // the string itself is not kept: nothing sends it
   }
   get gzipped(): Uint8Array {
     this.#gzipped ??= gzipSync(this.bytes)
