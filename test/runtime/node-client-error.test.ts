@@ -208,7 +208,11 @@ for (const [name, start, skip] of FRONTS)
 test("a server with a 'clientError' listener of its own keeps it alone: nodeHandler adds none, that one answers", async () => {
   const front = await bunFront((_, socket) => void socket.end("HTTP/1.1 418 I'm a Teapot\r\n\r\n"))
   try {
-    expect(shape(await pipeline(front.port, POST + BAD_LINE))).toEqual([[418, ""]])
+    // that listener's answer ends the connection, and no 400 of ours is added; whether the POST's answer came first
+    // is when the server parsed the bad line (Bun's node:http may parse it after the answer is out, under load)
+    const answers = shape(await pipeline(front.port, POST + BAD_LINE))
+    expect(answers.at(-1)).toEqual([418, ""])
+    expect(answers.slice(0, -1)).toEqual(answers.length === 2 ? [[200, "hello"]] : [])
     expect(front.server.listenerCount("clientError")).toBe(1)
   } finally {
     await front.stop()
