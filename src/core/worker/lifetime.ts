@@ -11,10 +11,10 @@ import type { ConnectOptions, WorkerClosed } from "./options.ts"
  * and, when the front that started it (`parentPid`) is gone and read that stderr into the pool's log file, to that
  * file too: nothing reads the pipe any more.
  */
-export function exitWithFronts(name: string, why: string, parentPid = 0) {
+export function exitWithFronts(name: string, why: string, parentPid = 0, quiet = false) {
   const line = `slotbus: worker ${process.pid} of "${name}" exits: ${why} (exitWithFront; pass exitWithFront: false to stay)`
-  console.warn(line)
-  if (parentPid > 0 && !parentAlive(parentPid)) lastWordsToLog(line)
+  if (!quiet) console.warn(line)
+  if (!quiet && parentPid > 0 && !parentAlive(parentPid)) lastWordsToLog(line)
   setImmediate(() => process.exit(0)) // after what waits on worker.closed has run its turn
 }
 
@@ -50,7 +50,9 @@ export class Lifetime {
     this.over = true
     serving.delete(this.worker)
     this.settle(c)
-    if (c.reason !== "closed" && !this.sibling) this.exitIfAsked(c.reason)
+    // the front that started it closed its bus and lives: its pool is ending this worker, no news for its log
+    const planned = c.reason === "hub-closed" && this.parentPid > 0 && parentAlive(this.parentPid)
+    if (c.reason !== "closed" && !this.sibling) this.exitIfAsked(c.reason, planned)
   }
 
   /** It connected: a pool's worker process drains it on SIGTERM (docs/api.md, "A worker's lifetime"). */
@@ -76,8 +78,8 @@ export class Lifetime {
     return this.parentPid > 0 && !this.sibling && (this.opts.exitWithFront ?? true)
   }
 
-  exitIfAsked(why: string) {
-    if (this.opts.exitWithFront ?? this.parentPid > 0) exitWithFronts(this.name, why, this.parentPid)
+  exitIfAsked(why: string, quiet = false) {
+    if (this.opts.exitWithFront ?? this.parentPid > 0) exitWithFronts(this.name, why, this.parentPid, quiet)
   }
 
   /** Still looking for a hub: whether the front that started it died meanwhile (it then exits if asked). */
