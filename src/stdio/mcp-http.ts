@@ -59,7 +59,6 @@ export class McpHttpHandler {
   private readonly settings: McpHttpSettings
   private readonly host: McpHttpHost
   private closed = false
-  private nextToken = 1
 
   /** Where a client finds the token, for the 401's message. */
   private readonly tokenFrom: string
@@ -248,11 +247,12 @@ export class McpHttpHandler {
       busToken: undefined,
     }
     // Sessions pinned to one worker share its progress notifications (the bus sends a worker's unasked messages to
-    // every client pinned to it), and two clients may both use token 1: each request's token is made the bus's own.
+    // every client pinned to it, whichever handler serves it), and two clients may both use token 1: each request's
+    // token is made one no other request of the bus has, nor any client can guess.
     const meta = (msg.params as { _meta?: { progressToken?: unknown } } | undefined)?._meta
     if (meta && typeof meta === "object" && meta.progressToken !== undefined) {
       waiter.progressToken = meta.progressToken
-      meta.progressToken = waiter.busToken = `slotbus-progress-${this.nextToken++}`
+      meta.progressToken = waiter.busToken = `slotbus-progress-${crypto.randomUUID()}`
     }
     session.waiting.set(key, waiter)
     // a JSON answer's client that hangs up is gone; an SSE one may come back with Last-Event-ID (dropped()). An

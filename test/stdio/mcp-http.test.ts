@@ -109,29 +109,34 @@ describe("MCP Streamable HTTP in front of a stdio pool", () => {
     })
   }, 60_000)
 
-  test("two sessions on one worker, each with progress token 1 on the wire: each gets its own progress only", async () => {
-    await withHttp(everything(1), async (_bus, listener) => {
-      const clients = [await mcpClient(listener.url), await mcpClient(listener.url)]
-      try {
-        const progress: number[][] = [[], []]
-        await Promise.all(
-          clients.map(({ client }, i) =>
-            client.callTool(
-              { name: "trigger-long-running-operation", arguments: { duration: 0.3, steps: 3 } },
-              undefined,
-              { onprogress: (p) => progress[i]!.push(p.progress) },
+  for (const [where, second] of [
+    ["one listener", (_bus: StdioBus, l: McpHttpListener) => Promise.resolve(l.url)],
+    // before: each listener counted its bus tokens from 1, so both sessions got both calls' progress
+    ["two listeners", async (bus: StdioBus) => (await bus.listen("http:127.0.0.1:0")).url],
+  ] as const)
+    test(`two sessions on one worker (${where}), each with progress token 1 on the wire: each gets its own progress only`, async () => {
+      await withHttp(everything(1), async (bus, listener) => {
+        const clients = [await mcpClient(listener.url), await mcpClient(await second(bus, listener))]
+        try {
+          const progress: number[][] = [[], []]
+          await Promise.all(
+            clients.map(({ client }, i) =>
+              client.callTool(
+                { name: "trigger-long-running-operation", arguments: { duration: 0.3, steps: 3 } },
+                undefined,
+                { onprogress: (p) => progress[i]!.push(p.progress) },
+              ),
             ),
-          ),
-        )
-        expect(progress).toEqual([
-          [1, 2, 3],
-          [1, 2, 3],
-        ])
-      } finally {
-        await Promise.all(clients.map(({ client }) => client.close()))
-      }
-    })
-  }, 60_000)
+          )
+          expect(progress).toEqual([
+            [1, 2, 3],
+            [1, 2, 3],
+          ])
+        } finally {
+          await Promise.all(clients.map(({ client }) => client.close()))
+        }
+      })
+    }, 60_000)
 
   test("GET opens the session's stream: a log line the worker sends unasked comes on it; a second GET gets 409", async () => {
     await withHttp(everything(1), async (_bus, listener) => {
