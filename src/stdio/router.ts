@@ -9,6 +9,8 @@ import type { Instance, Pool } from "./pool.ts"
 import type { BusClient, BusMessage, JsonRpcId, JsonRpcMessage, LogLevel, StdioBusEvents } from "./types.ts"
 
 const MESSAGE_QUEUE_MAX = 10_000
+/** What messages() keeps unread of the lines the messages came in, in characters (oldest dropped first). */
+const MESSAGE_QUEUE_SIZE_MAX = 64 * 1024 * 1024
 /** Session pins kept over the whole bus, and per socket client; past either, the least recently used is forgotten. */
 export const SESSIONS_MAX = 10_000
 export const CLIENT_SESSIONS_MAX = 1_000
@@ -33,13 +35,16 @@ export class Router {
   private newest: string | null = null
   private readonly counts = { routingErrors: 0, droppedMessages: 0, sessionsDropped: 0 }
   private readonly inbox: BusMessage[] = []
+  /** Each queued message's size (its line's length), and their sum. */
+  private readonly inboxSizes: number[] = []
+  private inboxSize = 0
   private readonly inboxWaiters: ((r: IteratorResult<BusMessage>) => void)[] = []
   readonly events = new Emitter<StdioBusEvents>()
   /** The embedded caller of send(): its answers and unasked worker messages go to messages(). */
   readonly embedded: BusClient = {
     id: 0,
     sessionPerClient: false,
-    deliver: (message, pool, instance) => this.pushInbox({ message, pool, instance }),
+    deliver: (message, pool, instance, size = 0) => this.pushInbox({ message, pool, instance }, size),
   }
 
   constructor(
@@ -206,7 +211,10 @@ export class Router {
   /** The next message for messages(): waits for one; done once the bus is stopped. */
   nextMessage(): Promise<IteratorResult<BusMessage>> {
     const value = this.inbox.shift()
-    if (value) return Promise.resolve({ value, done: false })
+    if (value) {
+      this.inboxSize -= this.inboxSizes.shift()!
+      return Promise.resolve({ value, done: false })
+    }
     const state = this.lifecycle.state
     if (state === "stopped" || state === "created") return Promise.resolve({ value: undefined, done: true })
     return new Promise((r) => this.inboxWaiters.push(r))
@@ -217,14 +225,20 @@ export class Router {
     for (const w of this.inboxWaiters.splice(0)) w({ value: undefined, done: true })
   }
 
-  private pushInbox(m: BusMessage): void {
+  private pushInbox(m: BusMessage, size: number): void {
     const waiter = this.inboxWaiters.shift()
     if (waiter) return waiter({ value: m, done: false })
-    if (this.inbox.length >= MESSAGE_QUEUE_MAX) {
+    while (
+      this.inbox.length > 0 &&
+      (this.inbox.length >= MESSAGE_QUEUE_MAX || this.inboxSize + size > MESSAGE_QUEUE_SIZE_MAX)
+    ) {
       this.inbox.shift()
+      this.inboxSize -= this.inboxSizes.shift()!
       this.counts.droppedMessages++
     }
     this.inbox.push(m)
+    this.inboxSizes.push(size)
+    this.inboxSize += size
   }
 
   emit<K extends keyof StdioBusEvents>(event: K, ...args: StdioBusEvents[K]): void {

@@ -120,5 +120,6 @@ export interface BusClient {
   readonly id: number
   /** A message without a sessionId goes to this client's own session (socket clients: one per connection), which no other client can name. */
   readonly sessionPerClient: boolean
-  deliver(message: JsonRpcMessage, pool: string, instance: number): void
+  /** `size`: the length of the line it came in (0: made by the bus), what a queue of them counts. */
+  deliver(message: JsonRpcMessage, pool: string, instance: number, size?: number): void
 }

@@ -383,12 +383,12 @@ export class Workers {
         return
       }
       msg.id = p.originalId
-      return p.client!.deliver(msg, poolId, instance.index)
+      return p.client!.deliver(msg, poolId, instance.index, line.length)
     }
     if ("id" in msg) {
       const client = this.askee(instance, msg)
       msg.id = this.books.ask(instance, client, msg.id ?? null)
-      return client.deliver(msg, poolId, instance.index)
+      return client.deliver(msg, poolId, instance.index, line.length)
     }
     if (msg.method === "notifications/cancelled") {
       // the worker gives up a request it sent: only the client asked is told, under the id it was given
@@ -397,12 +397,17 @@ export class Workers {
       const asked = busId === undefined ? undefined : this.books.asked.get(busId)
       if (asked) {
         this.books.forgetAsked(busId!)
-        return asked.client.deliver({ ...msg, params: { ...params, requestId: busId } }, poolId, instance.index)
+        return asked.client.deliver(
+          { ...msg, params: { ...params, requestId: busId } },
+          poolId,
+          instance.index,
+          line.length,
+        )
       }
     }
     const owners = this.router.ownersOf(instance, msg)
-    if (owners.length === 0) return this.router.embedded.deliver(msg, poolId, instance.index)
-    for (const c of owners) c.deliver(msg, poolId, instance.index)
+    if (owners.length === 0) return this.router.embedded.deliver(msg, poolId, instance.index, line.length)
+    for (const c of owners) c.deliver(msg, poolId, instance.index, line.length)
   }
 }
 

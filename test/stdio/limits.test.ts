@@ -70,6 +70,24 @@ describe("stdio bus limits and supervision", () => {
     })
   })
 
+  test("messages() nobody reads keeps the newest 64 MiB of unasked messages: the older ones are dropped, counted", async () => {
+    // before: only 10 000 messages were a limit, so 1 MiB lines could pile up to ~10 GiB
+    await withBus(workerConfig("echo", 1, { max_input_buffer: 1024 * 1024 }), async (bus) => {
+      for (let k = 0; k < 4; k++)
+        expect(await bus.request("notify-many", { count: 40, bytes: 900_000 })).toBe("notified")
+      const dropped = bus.stats().droppedMessages
+      // 160 of ~0.9 MB: ~74 fit
+      expect(dropped).toBeGreaterThanOrEqual(160 - Math.floor((64 * 1024 * 1024) / 900_000))
+      const kept: number[] = []
+      for await (const { message } of bus.messages()) {
+        kept.push((message.params as { i: number }).i)
+        if (kept.length === 160 - dropped) break
+      }
+      // the newest, in order: the last batch's 40 at the end
+      expect(kept.slice(-40)).toEqual(Array.from({ length: 40 }, (_, i) => i))
+    })
+  }, 60_000)
+
   test("a worker line longer than max_input_buffer gets the worker killed and restarted, counted; it serves again afterwards", async () => {
     await withBus(workerConfig("echo", 1, { max_input_buffer: 4096 }), async (bus) => {
       const pid = bus.stats().pools[0]!.instances[0]!.pid

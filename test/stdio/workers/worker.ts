@@ -7,7 +7,8 @@
 //                  "waiting-for-usr1" once the signal is handled
 // Methods: echo → { echo: params, pid, instance }; sleep { ms, tag } → { slept, pid, tag } after ms; fail → JSON-RPC error;
 // crash → exit(3); answer-exit → the answer, then exit(0) at once; big { bytes } → one stdout line that long; garbage → a non-JSON line, then the answer;
-// stray → an answer to an id nobody used, then the answer; notify → a notification, then the answer;
+// stray → an answer to an id nobody used, then the answer; notify → a notification, then the answer; notify-many
+// { count, bytes } → count notifications "note" { i, pad } of about bytes each, then the answer;
 // ask → a request to the client, answered with the client's result; ask-many { n } → n requests to the client
 // at once, answered "asked"; ignore → never answered; log { lines } → stderr lines; hold → a notification
 // "holding" { id } (the id this worker saw), then no answer until cancelled: LSP's $/cancelRequest { id } gets it
@@ -79,6 +80,13 @@ if (mode === "no-read") {
         return reply("after stray")
       case "notify":
         send({ jsonrpc: "2.0", method: "note", params: { from: process.pid, sessionId: msg.params?.sessionId } })
+        return reply("notified")
+      case "notify-many":
+        for (let i = 0; i < msg.params.count; i++)
+          out.write(
+            `${JSON.stringify({ jsonrpc: "2.0", method: "note", params: { i, pad: "n".repeat(msg.params.bytes) } })}\n`,
+          )
+        await out.flush()
         return reply("notified")
       case "ask": {
         const id = `ask-${++nextAsk}`
