@@ -16,7 +16,8 @@ import { topicNative } from "../native/ffi.ts"
 import type { Routing } from "./codec.ts"
 import { topicError } from "./errno.ts"
 import { linkTo } from "./trace.ts"
-import { fdReader, memoryView, nanoseconds, type Pointer } from "../runtime/index.ts"
+import { memoryView, nanoseconds, type Pointer } from "../runtime/index.ts"
+import { dropped, freeNative, listenBell, type NativeSub } from "./native-sub.ts"
 
 const utf8 = new TextDecoder()
 const now = nanoseconds
@@ -250,20 +251,11 @@ export interface SubscriptionOwner {
   forget(sub: Subscription, native: NativeSub, freed: Promise<void>): void
 }
 
-/** A subscription's native handle, also held by its topic so closing the topic frees dropped ones first. */
-export interface NativeSub {
-  ptr: Pointer | null
-}
+export type { NativeSub }
 
 // The batch memory is the native side's: a view into it (an event's data, a batch) keeps its subscription, and
 // so that memory, alive; close() detaches it first, so a stale view reads empty instead of freed memory.
 const batchOwner = new WeakMap<ArrayBuffer, Subscription>()
-
-// A subscription dropped without close() (never read to the end, garbage-collected) leaves the registry here.
-const dropped = new FinalizationRegistry<NativeSub>((n) => {
-  if (n.ptr) topicNative.sb_sub_close(n.ptr)
-  n.ptr = null
-})
 
 /** What topic.subscribe() passes to the constructor; not exported from the package, so `new Subscription` is refused. */
 export const SUBSCRIBE_KEY = Symbol("topic.subscribe")
@@ -285,8 +277,8 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
   private turnStart = now() // when this reader last let the event loop turn
   private turnEvents = 0 // events it read since
   private turnLooks = 0 // turnDue() calls: it reads the clock on every 16th
-  private bell: ReadableStreamDefaultReader<Uint8Array> | undefined
-  private onRing: ((count: number) => void) | undefined
+  /** @internal: the pump's, called when the wake socket rang (native-sub.ts). */
+  onRing: ((count: number) => void) | undefined
 
   /** @internal: use topic.subscribe() */
   constructor(
@@ -322,7 +314,7 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
       rest: true,
       parkAfterGaps: true, // events a millisecond apart: poll across the gap instead of parking before each
     })
-    dropped.register(this, this.native, this)
+    dropped.register(this, this.native, this) // one dropped without close() (garbage-collected) leaves the registry
   }
 
   /** Matching events this subscriber received so far. */
@@ -413,15 +405,8 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     dropped.unregister(this)
     this.pump.stop()
     this.wake(false)
-    const n = this.native
-    const free = () => {
-      if (n.ptr) topicNative.sb_sub_close(n.ptr)
-      n.ptr = null
-    }
-    // Close the fd only once Bun has let go of it, so it never touches a reused fd number.
-    if (this.bell) this.freed = this.bell.cancel().then(free, free)
-    else free()
-    this.owner.forget(this, n, this.freed)
+    this.freed = freeNative(this.native)
+    this.owner.forget(this, this.native, this.freed)
   }
 
   async [Symbol.asyncDispose]() {
@@ -513,7 +498,7 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
       park: () => {
         const ptr = this.native.ptr
         if (!ptr || this.closed) return 1
-        this.listenBell(ptr)
+        listenBell(this.native, ptr, this)
         return topicNative.sb_sub_park(ptr)
       },
       unpark: () => {
@@ -523,23 +508,5 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
         this.onRing = onRing
       },
     }
-  }
-
-  /** Reads the wake socket from the first park on (a subscriber that never waits holds no read open). */
-  private listenBell(ptr: Pointer) {
-    if (this.bell) return
-    const bell = (this.bell = fdReader(topicNative.sb_sub_fd(ptr)))
-    const next = (): void => {
-      bell.read().then(
-        (r) => {
-          if (r.done || this.closed || !this.native.ptr) return
-          topicNative.sb_sub_unpark(this.native.ptr) // the ringer took the parked flag; drain what else came
-          this.onRing?.(1)
-          setImmediate(next) // one read per turn: a member writing without pause cannot hold the loop
-        },
-        () => {},
-      )
-    }
-    next()
   }
 }
