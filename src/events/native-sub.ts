@@ -21,27 +21,30 @@ export function freeNative(n: NativeSub): Promise<void> {
 }
 
 /** A subscription dropped without close() (never read to the end, garbage-collected) leaves the registry here. */
-export const dropped = new FinalizationRegistry<NativeSub>((n) => {
-  if (n.ptr) topicNative.sb_sub_close(n.ptr)
-  n.ptr = null
-})
+export const dropped = new FinalizationRegistry<NativeSub>((n) => void freeNative(n))
 
-/** The subscription the bell rings for. */
+/** The subscription the bell rings for, held weakly. */
 interface Rung {
   readonly isClosed: boolean
   onRing: ((count: number) => void) | undefined
 }
 
-/** Reads `native`'s wake socket from its first park on (a subscriber that never waits holds no read open). */
-export function listenBell(native: NativeSub, ptr: Pointer, sub: Rung) {
+/**
+ * Reads `native`'s wake socket from its first park on (a subscriber that never waits holds no read open) and calls
+ * its subscription's `onRing` each time it rings. The read pending in the event loop holds the subscription
+ * weakly: one dropped unclosed is still garbage (its finalizer cancels the read, then frees the native side).
+ */
+export function listenBell(native: NativeSub, ptr: Pointer, subscription: Rung) {
   if (native.bell) return
+  const sub = new WeakRef(subscription)
   const bell = (native.bell = fdReader(topicNative.sb_sub_fd(ptr)))
   const next = (): void => {
     bell.read().then(
       (r) => {
-        if (r.done || sub.isClosed || !native.ptr) return
+        const s = sub.deref()
+        if (r.done || !s || s.isClosed || !native.ptr) return
         topicNative.sb_sub_unpark(native.ptr) // the ringer took the parked flag; drain what else came
-        sub.onRing?.(1)
+        s.onRing?.(1)
         setImmediate(next) // one read per turn: a member writing without pause cannot hold the loop
       },
       () => {},

@@ -1,11 +1,13 @@
 // The SharingBus behaviours of a topic, within one process (cross-process ones are in cross.test.ts).
-import { afterEach, describe, expect, test } from "bun:test"
+import { afterAll, afterEach, describe, expect, test } from "bun:test"
 import { PayloadTooLargeError } from "../../src/core/index.ts"
 import { Topic, TopicClosedError, type Subscription } from "../../src/events/index.ts"
+import { PEER_RUNTIMES, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
 
 let seq = 0
 const fresh = () => `t-${process.pid}-${seq++}`
 const cleanup: { close(): void }[] = []
+afterAll(() => removeNodeBuilds())
 afterEach(() => {
   for (const c of cleanup.splice(0).reverse()) c.close()
 })
@@ -291,6 +293,24 @@ describe("lifecycle", () => {
     }
     expect(t.stats().subscribers.length).toBe(0)
   })
+
+  // before: a subscription that had parked once stayed in the registry for good (its wake socket's pending read
+  // held it): a long-poll handler's 65th subscribe threw TopicFullError
+  for (const runtime of PEER_RUNTIMES)
+    for (const idle of ["park", "adaptive"])
+      test.skipIf(peerSkip(runtime) !== null)(
+        `${runtime}: subscriptions that waited (${idle}) and were dropped unclosed are collected, none left parked`,
+        async () => {
+          const child = await peerChild(runtime, "runtime/topic-drops.ts", [fresh(), idle, "30"])
+          try {
+            expect(await child.waitLine(/^live \d+ parked \d+$/, 30_000)).toEqual(["live 0 parked 0"])
+            expect(await child.exited).toBe(0)
+          } finally {
+            await child.kill()
+          }
+        },
+        60_000,
+      )
 
   test("stats list subscribers with their filter and counts, and publishers", async () => {
     const t = await openTopic()
