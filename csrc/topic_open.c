@@ -217,9 +217,15 @@ int sb_topic_open_finish(sb_topic *t) {
   close(t->conn_fd);
   t->conn_fd = -1;
   int fd = fds[0];
-  if (n == 0 || h.status != 0) {
+  /* the status is read only from a whole hello of ours: a member refuses with EPERM alone, and anything else (a
+   * short or foreign hello, another status) is a malformed hello, never an errno the peer chose */
+  int whole = n == (ssize_t)sizeof h && h.magic == SB_TOPIC_MAGIC;
+  if (n == 0 || !whole || h.status != 0) {
     for (int i = 0; i < nfds; i++) close(fds[i]);
-    return n == 0 ? -ECONNRESET : -(int)h.status;
+    if (n == 0) return -ECONNRESET;
+    if (whole && h.status == EPERM) return -EPERM;
+    snprintf(t->err, sizeof t->err, "the keeper's hello is malformed (%zd bytes)", n);
+    return -SB_TOPIC_ECORRUPT;
   }
   /* the memfd and the shared listening socket (§8.1): from now on we hold the name too */
   if (nfds == 2) t->listen_fd = fds[1];
