@@ -124,8 +124,10 @@ export class RemoteFrames implements FrameSource {
 export class StreamIn implements StreamReading {
   /** The END frame was read. */
   ended = false
-  /** Since when a streaming caller has not been reading: no read pending since then (0: one is). */
-  stalledSince = 0
+  /** Since when a streaming caller has not been reading: no read pending, nor a queued chunk taken (0: one is). */
+  private idleFrom = 0
+  /** The chunks its stream held queued when `idleFrom` was set: fewer later, and the caller has read meanwhile. */
+  private queuedThen = 0
   private status = 0
   private head: string[] = []
   private started = false
@@ -143,6 +145,27 @@ export class StreamIn implements StreamReading {
     readonly src: FrameSource,
     private readonly p: Pending,
   ) {}
+
+  /**
+   * Since when its caller has not read (0: a read is pending). A pull takes what is published, up to a window, as
+   * chunks queued in its stream: a caller reading them one by one asks for no pull until they are gone, so the
+   * queue's length, looked at here (each tick), tells that it still reads.
+   */
+  get stalledSince(): number {
+    const queued = this.queued()
+    if (this.idleFrom !== 0 && queued < this.queuedThen) this.idle()
+    return this.idleFrom
+  }
+
+  private queued(): number {
+    return -(this.controller?.desiredSize ?? 0) // highWaterMark 0, each chunk counts 1: minus the chunks queued
+  }
+
+  /** The caller has no read pending from now on. */
+  private idle() {
+    this.idleFrom = nowMs()
+    this.queuedThen = this.queued()
+  }
 
   /** Its source has frames (`final`: the last ones). */
   notified(final: boolean) {
@@ -209,7 +232,7 @@ export class StreamIn implements StreamReading {
 
   private start() {
     this.started = true
-    this.stalledSince = nowMs() // from the HEAD on, the caller's reading is what keeps the stream alive
+    this.idle() // from the HEAD on, the caller's reading is what keeps the stream alive
     const body = new ReadableStream<Uint8Array>(
       {
         start: (c) => {
@@ -218,7 +241,7 @@ export class StreamIn implements StreamReading {
         pull: () => {
           if (this.failing) return this.failing.c.error(this.failing.err)
           if (!this.controller) return
-          this.stalledSince = 0
+          this.idleFrom = 0
           const { promise, resolve } = Promise.withResolvers<void>()
           this.demand = resolve
           this.advance()
@@ -261,7 +284,7 @@ export class StreamIn implements StreamReading {
   private satisfy() {
     const d = this.demand
     this.demand = null
-    if (d && this.controller) this.stalledSince = nowMs() // answered: the clock runs until the next read
+    if (d && this.controller) this.idle() // answered: the clock runs until the next read
     d?.()
   }
 }

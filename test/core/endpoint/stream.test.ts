@@ -178,6 +178,28 @@ describe("giving a stream up", () => {
     expect(await slotsBack(bus)).toBe(true)
   }, 20_000)
 
+  test("a caller that reads on, slower than a window of queued chunks lasts, is not cut; once it stops, it is", async () => {
+    // before: a pull queues all the worker has published (here 16 chunks); reading those made no pull, so the
+    // clock ran from the pull: cut after ~3 reads 150 ms apart, a download at any pace under a window per streamIdleMs
+    const { bus } = await setup({ streamWindowBytes: 65536, streamIdleMs: 400 })
+    const res = (await bus.request({ path: "/endless/4096" }, { stream: true })) as StreamedResponse
+    const reader = res.body.getReader()
+    await Bun.sleep(100) // the worker fills the window
+    for (let i = 0; i < 30; i++) {
+      expect((await reader.read()).done).toBe(false)
+      await Bun.sleep(150)
+    }
+    expect(bus.stats().timeouts).toBe(0)
+    // then it stops, chunks still queued: given up all the same
+    await until(
+      async () => (await text(bus, "/aborted")).includes("/endless/4096"),
+      "the worker saw its signal abort",
+      10_000,
+    )
+    expect(bus.stats().timeouts).toBe(1)
+    expect(await slotsBack(bus)).toBe(true)
+  }, 30_000)
+
   test("a buffered caller's answer over maxBodyBytes is PayloadTooLargeError, and the worker is told", async () => {
     const { bus } = await setup({ maxBodyBytes: 100_000 })
     expect(await rejection(bus.request({ path: "/endless/4096" }))).toBeInstanceOf(PayloadTooLargeError)
