@@ -125,6 +125,23 @@ test("nodeHandler refuses what is not a bus", () => {
   expect(() => nodeHandler({} as never)).toThrow("nodeHandler takes a SlotBus (or anything with its fetch)")
 })
 
+test("nodeHandler refuses fetch options bus.fetch would refuse, up front: no request is answered 500 for them", () => {
+  // before: accepted, then every request failed with 500 {"name":"RangeError","message":"timeoutMs must be …"}
+  const bus = { fetch: async () => new Response("ok") }
+  for (const [fetch, error] of [
+    [{ timeoutMs: -1 }, RangeError],
+    [{ streamIdleMs: 1.5 }, RangeError],
+    [{ timeoutMs: "5s" }, TypeError],
+    [{ timeout: 5000 }, TypeError],
+    [{ signal: "x" }, TypeError],
+    [{ idempotent: 1 }, TypeError],
+    [{ traceparent: "00-nope" }, TypeError],
+    [{ route: 7 }, TypeError],
+  ] as const)
+    expect(() => nodeHandler(bus, { fetch: fetch as never }), JSON.stringify(fetch)).toThrow(error)
+  expect(() => nodeHandler(bus, { fetch: { timeoutMs: 0, streamIdleMs: 100, idempotent: true } })).not.toThrow()
+})
+
 test("a request a middleware left unfit for a Request (a header value with a newline) is answered 400, never thrown", async () => {
   const handler = nodeHandler({ fetch: async (req) => new Response(`got ${req.headers.get("x-a")}`) })
   const base = await serve((req, res) => {

@@ -8,7 +8,7 @@ import { wholeLengths } from "../endpoint/answer-value.ts"
 import { NULL_BODY_STATUS, type StreamedResponse, webResponse } from "../endpoint/response.ts"
 import { SlotBus } from "./bus.ts"
 import { failureAnswer, failureOf } from "../observe/http-answer.ts"
-import { FETCH_OPTIONS, type FetchOptions } from "./options.ts"
+import { checkFetchOptions, type FetchOptions } from "./options.ts"
 import { HEAD_FETCH } from "./submit.ts"
 
 export interface NodeHandlerOptions {
@@ -47,7 +47,7 @@ export function nodeHandler(bus: FetchTarget, options: NodeHandlerOptions = {}) 
   if (typeof bus?.fetch !== "function") throw new TypeError("nodeHandler takes a SlotBus (or anything with its fetch)")
   const o = checkOptions(options, OPTIONS, "nodeHandler")
   if (o.onError !== undefined && typeof o.onError !== "function") throw new TypeError("onError must be a function")
-  const fetchOptions = o.fetch
+  const fetchOptions = o.fetch === undefined ? undefined : checkFetchOptions(o.fetch, "nodeHandler: fetch")
   const lengths = wholeLengths()
   // a whole answer's length as Content-Length (node:http frames a body it is given as a stream chunked otherwise),
   // in place of the worker's, which may be wrong; a HEAD's stays the worker's
@@ -65,7 +65,7 @@ export function nodeHandler(bus: FetchTarget, options: NodeHandlerOptions = {}) 
     if (route !== undefined) return bus.fetch(request, { ...fetchOptions, route }).then(withLength(request))
     return (fetchOptions ? bus.fetch(request, fetchOptions) : bus.fetch(request)).then(withLength(request))
   }, onError)
-  if (!(bus instanceof SlotBus) || !fetchOptionsPass(fetchOptions)) return viaFetch
+  if (!(bus instanceof SlotBus)) return viaFetch
   // a request with no body skips the Request and the Response: the same answer for about half the front's CPU
   const pool = new BodyPool()
   const entry = { ...HEAD_FETCH, into: (n: number) => pool.take(n) }
@@ -110,16 +110,6 @@ class BodyPool {
   give(body: Uint8Array) {
     if (body.byteOffset === 0 && body.buffer.byteLength === this.size && this.free.length < 16)
       this.free.push(new Uint8Array(body.buffer))
-  }
-}
-
-/** Whether bus.fetch takes `opts` (else each request fails as bus.fetch fails it: the fetch way answers them). */
-function fetchOptionsPass(opts: NodeHandlerOptions["fetch"]): boolean {
-  try {
-    checkOptions(opts, FETCH_OPTIONS, "bus.fetch")
-    return true
-  } catch {
-    return false
   }
 }
 

@@ -6,7 +6,7 @@ import { align8, type BodyInit, type HeaderInit } from "../wire/codec.ts"
 import { idler, type IdleStrategy } from "../wire/idle-strategy.ts"
 import { HUB_PORT, type RemoteTransport } from "../wire/remote.ts"
 import { DEFAULT_RECORDS, MAX_RECORDS } from "../probe/recorder.ts"
-import { checkNumber, checkOptions, checkRemote, optionNames } from "../../kit/index.ts"
+import { checkNumber, checkOptions, checkRemote, checkTraceOptions, optionNames } from "../../kit/index.ts"
 
 export interface ListenOptions {
   /**
@@ -217,6 +217,18 @@ export function checkRequestOptions(opts: RequestOptions) {
     throw new TypeError(
       `route must be a string of at most ${MAX_ROUTE} characters: the route's pattern ("/items/:id"), not its path`,
     )
+}
+/**
+ * bus.fetch's options checked as its requests check them, once (nodeHandler's `fetch`, before any request): the
+ * options it knows, their types and ranges, a traceparent's format.
+ */
+export function checkFetchOptions(opts: FetchOptions | undefined, where: string): FetchOptions {
+  const o = checkOptions(opts, FETCH_OPTIONS, where)
+  positiveInt(o.timeoutMs, 0, `${where}: timeoutMs`)
+  positiveInt(o.streamIdleMs, 0, `${where}: streamIdleMs`)
+  checkRequestOptions(o)
+  checkTraceOptions(o, where)
+  return o
 }
 /** The longest `route` a request may name. */
 const MAX_ROUTE = 256
