@@ -7,6 +7,7 @@ import { parseArgs } from "node:util"
 import type { HubHealth } from "../http/index.ts"
 import { hubReport } from "../http/internal.ts"
 import type { StatusReport } from "../status/index.ts"
+import { sectionOf } from "../kit/index.ts"
 import { CliProblem, firstSentence, help, parse, runCommand } from "./prelude.ts"
 import { clean, renderReport } from "./report.ts"
 import { fetchCapped, redraw } from "./watch.ts"
@@ -91,6 +92,9 @@ async function fetchReport(t: Target): Promise<StatusReport | null> {
   try {
     report = JSON.parse(got.text) as StatusReport
   } catch {}
+  // a server of another version, or an app's own section the server passed on as it was: drawn as far as it goes
+  if (report && Array.isArray(report.sections))
+    report.sections = report.sections.map((s, i) => sectionOf(s, `section ${i}`))
   if (got.res.ok && report && Array.isArray(report.sections) && draws(() => renderReport(report, Infinity)))
     return report
   if (t.kind === "http") return null

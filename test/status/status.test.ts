@@ -266,6 +266,54 @@ describe("checks what it is given", () => {
     expect(r.stdout).not.toMatch(/[\x1b\x07\u009b]/)
   })
 
+  test("a source's own function that gives no section, or one without its lists: shown as far as it goes, the others too", async () => {
+    // before: /status.json passed them on as they were, and `slotbus status` called the server "not a slotbus
+    // status server" (exit 2); a JavaScript app easily returns undefined or leaves out tables
+    const status = await serveStatus(
+      [
+        () => undefined as never,
+        () => ({ kind: "mine", name: "partial", facts: [["jobs", 3]] }) as never,
+        () => section("fine", "whole"),
+      ],
+      { port: 0 },
+    )
+    servers.push(status)
+    const r = await reportOf(status.url)
+    expect(r.sections.map((s) => [s.kind, s.name])).toEqual([
+      ["unreadable", "source 0"],
+      ["mine", "partial"],
+      ["fine", "whole"],
+    ])
+    expect(r.sections[0]!.warnings[0]).toContain("it gave undefined, not a section")
+    expect(r.sections[1]).toMatchObject({ facts: [["jobs", 3]], tables: [], warnings: [] })
+    const cli = await run([process.execPath, CLI, "status", status.url, "--once"])
+    expect(cli.code).toBe(0)
+    expect(cli.stdout).toContain("== mine partial")
+    expect(cli.stdout).toContain("jobs: 3")
+    expect(cli.stdout).toContain("== fine whole")
+  })
+
+  test("`slotbus status` draws a server's malformed sections as far as they go (a server of another version)", async () => {
+    const report = {
+      title: "t",
+      host: "h",
+      pid: 1,
+      uptimeMs: 1000,
+      at: "now",
+      sections: [null, { kind: "k", name: "n", tables: [{ title: "rows", rows: "no" }], warnings: "no" }, 7],
+    }
+    const other = Bun.serve({ port: 0, fetch: () => Response.json(report) })
+    try {
+      const cli = await run([process.execPath, CLI, "status", `http://127.0.0.1:${other.port}`, "--once"])
+      expect(cli.code).toBe(0)
+      expect(cli.stdout).toContain("== k n")
+      expect(cli.stdout).toContain("ROWS (0)")
+      expect(cli.stdout).toContain("== unreadable section 2")
+    } finally {
+      other.stop(true)
+    }
+  })
+
   test("nothing at the target: exit 2 with what to check; a hub's URL still gets the hub's view", async () => {
     const r = await run([process.execPath, CLI, "status", "unix:/nonexistent/status.sock", "--once"])
     expect(r.code).toBe(2)

@@ -62,12 +62,61 @@ export async function readSection(
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${SECTION_TIMEOUT_MS} ms`)), SECTION_TIMEOUT_MS)
     })
-    return await Promise.race([get(), late])
+    return sectionOf(await Promise.race([get(), late]), label)
   } catch (e) {
     const s = section("unreadable", label)
     s.warnings.push(`cannot be read: ${(e as Error)?.message ?? String(e)}`)
     return s
   } finally {
     clearTimeout(timer)
+  }
+}
+
+/**
+ * `v` as a section every view can draw: what a source's own function gave is not checked by any type at run time
+ * (`() => undefined`, a section without `tables`). One that is no object is a section saying so (kind
+ * "unreadable"); a missing or malformed list is empty, a cell that is no value its text.
+ */
+export function sectionOf(v: unknown, label: string): StatusSection {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    const s = section("unreadable", label)
+    const what = v === null ? "null" : Array.isArray(v) ? "an array" : typeof v
+    s.warnings.push(`cannot be read: it gave ${what}, not a section ({ kind, name, facts, tables, warnings })`)
+    return s
+  }
+  const o = v as Record<string, unknown>
+  const warnings = Array.isArray(o.warnings) ? o.warnings.map(String) : []
+  const out: StatusSection = {
+    ...o,
+    kind: String(o.kind ?? "unknown"),
+    name: String(o.name ?? label),
+    ...partOf(o),
+    warnings,
+  }
+  if (o.remote !== undefined) {
+    const r = typeof o.remote === "object" && o.remote !== null ? (o.remote as Record<string, unknown>) : {}
+    out.remote = { ...partOf(r), transport: String(r.transport ?? "") }
+  }
+  return out
+}
+
+const listOf = (v: unknown): unknown[] => (Array.isArray(v) ? v : [])
+const cellOf = (v: unknown): StatusValue =>
+  v === null || typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? v : String(v)
+
+function partOf(p: Record<string, unknown>): StatusPart {
+  return {
+    facts: listOf(p.facts)
+      .filter(Array.isArray)
+      .map((f) => [String(f[0]), cellOf(f[1])]),
+    tables: listOf(p.tables)
+      .filter((t): t is Record<string, unknown> => typeof t === "object" && t !== null)
+      .map((t) => ({
+        title: String(t.title ?? ""),
+        columns: listOf(t.columns).map(String),
+        rows: listOf(t.rows)
+          .filter(Array.isArray)
+          .map((r) => r.map(cellOf)),
+      })),
   }
 }
