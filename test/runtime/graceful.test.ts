@@ -5,6 +5,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { connect } from "node:net"
 import { join } from "node:path"
+import { createServer } from "node:http"
+import { closeGracefully, SlotBus } from "../../src/index.ts"
+import { leaving } from "../../src/core/hub/fetch-body.ts"
 import { libraryPath } from "../../src/native/lib-path.ts"
 import { busName, ECHO_WORKER, FIXTURES, spawn, stopAll, until } from "../support/helpers.ts"
 import { keepAliveLoad } from "../support/runtime/keep-alive-load.ts"
@@ -97,6 +100,24 @@ function answersOn(all: Buffer): string[] {
   }
   return out
 }
+
+test("closeGracefully refuses what is not a server, bus or pool, and leaves the bus as it was", async () => {
+  // before: closeGracefully(null, { bus }) threw "Cannot read properties of null (reading 'stop')" with the bus
+  // already marked leaving (its answers said Connection: close from then on) and never closed
+  const bus = await SlotBus.listen(busName("graceful-args"))
+  try {
+    for (const server of [null, undefined, {}, "server", { stop: 1 }])
+      await expect(closeGracefully(server as never, { bus })).rejects.toThrow(
+        "closeGracefully takes the front's server",
+      )
+    const server = createServer()
+    await expect(closeGracefully(server, { bus: {} as never })).rejects.toThrow("bus must be a SlotBus")
+    await expect(closeGracefully(server, { bus, pool: {} as never })).rejects.toThrow("pool must be")
+    expect(leaving.has(bus)).toBe(false)
+  } finally {
+    await bus.close()
+  }
+})
 
 describe("closeGracefully and a client's pipelined requests", () => {
   test.each([

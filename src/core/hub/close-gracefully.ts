@@ -7,7 +7,7 @@
 import { checkNumber, checkOptions, optionNames } from "../../kit/index.ts"
 import type { ServerResponse } from "node:http"
 import { arrived, closeWhenLast, closing, quirks } from "../../runtime/index.ts"
-import type { SlotBus } from "./bus.ts"
+import { SlotBus } from "./bus.ts"
 import { leaving } from "./fetch-body.ts"
 
 /** A Bun.serve server, as closeGracefully uses it. */
@@ -44,6 +44,8 @@ const LINGER_MS = 1000
 const OPTIONS = optionNames<CloseGracefullyOptions>({ pool: true, bus: true, timeoutMs: true })
 
 const isBunServer = (s: object): s is BunServer => typeof (s as BunServer).stop === "function"
+const isNodeServer = (s: object): s is NodeServer =>
+  typeof (s as NodeServer).close === "function" && typeof (s as NodeServer).prependListener === "function"
 
 /**
  * Closes a front without dropping a request, for SIGTERM: answers from now on say `Connection: close` (so a
@@ -54,6 +56,13 @@ const isBunServer = (s: object): s is BunServer => typeof (s as BunServer).stop 
 export async function closeGracefully(server: BunServer | NodeServer, options: CloseGracefullyOptions = {}) {
   const o = checkOptions(options, OPTIONS, "closeGracefully")
   const timeoutMs = checkNumber(o.timeoutMs, { what: "timeoutMs", where: "closeGracefully", dflt: 10_000 })
+  if (typeof server !== "object" || server === null || !(isBunServer(server) || isNodeServer(server)))
+    throw new TypeError(
+      "closeGracefully takes the front's server: Bun's (from serve()) or node:http's (from createServer())",
+    )
+  if (o.bus !== undefined && !(o.bus instanceof SlotBus)) throw new TypeError("closeGracefully: bus must be a SlotBus")
+  if (o.pool !== undefined && typeof o.pool?.stop !== "function")
+    throw new TypeError("closeGracefully: pool must be what superviseWorkers() made")
   if (o.bus) leaving.add(o.bus)
   let timer: ReturnType<typeof setTimeout> | undefined
   const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), timeoutMs)))
