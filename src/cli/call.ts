@@ -17,7 +17,8 @@ argument, or stdin when it is "-". Without -X the method is POST with a body, GE
       --timeout ms     the request's deadline on the bus (default: the bus's own)
 
 Exit codes: 0 an answer below 400; 1 an answer of 400 or more (its status on stderr); 2 a usage mistake;
-3 no answer: no such bus, another user's bus, no worker, a timeout, a worker that died mid-call.`
+3 no answer: no such bus, another user's bus, no worker, a timeout, a worker that died mid-call, a handler
+that threw (RemoteError: as bus.fetch, which has no answer to give then).`
 
 const OPTIONS = {
   method: { type: "string", short: "X" },

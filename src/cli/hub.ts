@@ -6,7 +6,7 @@ import { CliProblem, firstSentence, help, parse, runCommand, untilStopped } from
 import { sleep } from "../runtime/index.ts"
 
 const USAGE = `usage: slotbus hub [--port 3200] [--host 127.0.0.1] [--token-file path] [--timeout-ms 30000] [--max-body-bytes 8388608] [--quiet]
-                   [--spawn "bun worker.ts" [--instances 4]] [--nats nats://host:4222 [--events-durable]]
+                   [--spawn "<worker command>" [--instances 4]] [--nats nats://host:4222 [--events-durable]]
 
 Runs the HTTP hub: workers join with hubWorker("http://<host>:<port>", name) and read the token from the token file.
 --quiet leaves out the one-line log of worker registrations, evictions and restarts.
@@ -47,7 +47,7 @@ async function run(argv: string[]): Promise<number> {
         nats: { type: "string" },
         "events-durable": { type: "boolean" },
         spawn: { type: "string" },
-        instances: { type: "string", default: "1" },
+        instances: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     },
@@ -55,16 +55,19 @@ async function run(argv: string[]): Promise<number> {
   )
   if (values.help) return help(USAGE)
   // digits become a number; anything else is checked as the string it is, so the message quotes it
-  const int = (v: string | undefined, what: string, max?: number) =>
+  const int = (v: string | undefined, what: string, max?: number, min?: number) =>
     v === undefined
       ? undefined
       : checkNumber(/^\d+$/.test(v) ? Number(v) : v, {
           what: `--${what}`,
           max,
+          min,
           error: (p) => new CliProblem(`${p.message}; ${HELP_HINT}`),
         })
   const port = int(values.port, "port", 65535)
-  const instances = Math.max(1, int(values.instances, "instances", 1024)!)
+  const instances = int(values.instances ?? "1", "instances", 1024, 1)!
+  if (values.instances !== undefined && values.spawn === undefined)
+    throw new CliProblem(`--instances counts the workers --spawn starts: give --spawn too; ${HELP_HINT}`)
   const host = values.host!
   let hub
   try {

@@ -19,6 +19,15 @@ test.each([
   [["--timeout-ms", "-5"], /^slotbus hub: option '--timeout-ms' argument is ambiguous; run/],
   [["--timeout-ms=-5"], /^slotbus hub: --timeout-ms must be an integer ≥ 0, got "-5"; run/],
   [["extra"], /^slotbus hub: unexpected argument 'extra'; run/],
+  // before: each of these two started a hub with one worker, or none, as if the flag were not there
+  [
+    ["--port", "0", "--spawn", "x", "--instances", "0"],
+    /^slotbus hub: --instances must be an integer in 1\.\.1024, got 0; run/,
+  ],
+  [
+    ["--port", "0", "--instances", "2"],
+    /^slotbus hub: --instances counts the workers --spawn starts: give --spawn too; run/,
+  ],
 ])("slotbus hub %j prints one line and exits 2", async (args, line) => {
   const r = await hubCli(args)
   expect(r.code).toBe(2)
