@@ -236,7 +236,13 @@ class NatsHub implements RemoteLink {
   private gone(peer: NatsPeer, why: string, undelivered?: RemoteCall) {
     if (this.peers.get(peer.id) !== peer) return
     this.peers.delete(peer.id)
-    for (const [n, c] of this.calls) if (c.peer === peer) this.calls.delete(n)
+    // each call it held is cancelled too: a worker counted gone may only be stopped (SIGSTOP, a long pause), and
+    // comes back to handlers nobody waits for, holding its slots for good unless it is told (§10.3)
+    for (const [n, c] of this.calls) {
+      if (c.peer !== peer) continue
+      this.calls.delete(n)
+      if (!this.nc.isClosed()) this.nc.publish(this.s.cancel(peer.id), `${this.inbox}.${n}`)
+    }
     this.host.left(
       peer,
       stackless(

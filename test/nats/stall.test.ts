@@ -1,9 +1,10 @@
 // A process that does not run for a while (stopped, starved on a loaded machine, a long GC) reads what its socket
 // holds only after its timers fired: the hub's and the worker's detectors (docs/PROTOCOL.md §10.3) must not count
 // that time as the other side's silence. Needs `nats-server` (apt-get install -y nats-server).
-import { describe, expect, test } from "bun:test"
-import { SlotBus, SlotWorker, TimeoutError } from "../../src/index.ts"
-import { bunChild, busName, rejection } from "../support/helpers.ts"
+import { afterAll, describe, expect, test } from "bun:test"
+import { SlotBus, SlotWorker, TimeoutError, WorkerGoneError } from "../../src/index.ts"
+import { bunChild, busName, rejection, until } from "../support/helpers.ts"
+import { PEER_RUNTIMES, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
 import { natsPerFile, natsSkipReason } from "../support/nats.ts"
 import { nats as viaNats } from "../../src/nats/index.ts"
 
@@ -11,6 +12,7 @@ const skip = natsSkipReason()
 if (skip) console.warn(`the NATS stall tests are skipped: ${skip}`)
 
 const nats = natsPerFile(skip)
+afterAll(() => removeNodeBuilds())
 const { cleanup } = nats
 // Past every patience here: 4 heartbeats of 100 ms for the worker, the hub's 400 ms peerTimeoutMs
 const STALL_MS = 1000
@@ -61,4 +63,33 @@ describe.skipIf(skip !== null)("a process that stalls longer than its peers' pat
     expect((await call).text()).toBe("done")
     expect(aborted).toBe(0)
   }, 30_000)
+
+  for (const runtime of PEER_RUNTIMES)
+    test.skipIf(peerSkip(runtime) !== null)(
+      `a ${runtime} worker stopped past the hub's peerTimeoutMs: its handlers are cancelled, and it serves again`,
+      async () => {
+        // before: the hub dropped the stopped worker's calls without a cancel; it came back holding both slots for
+        // handlers nobody waited for, listed as serving, and every later request timed out behind them
+        const bus = await SlotBus.listen(busName("stall-gone"), {
+          remote: viaNats(nats.url),
+          heartbeatMs: 100,
+          peerTimeoutMs: 400,
+        })
+        cleanup.push(() => bus.close({ drain: false }))
+        const worker = await peerChild(runtime, "nats/nats-worker.ts", [bus.name, nats.url, "--slots=2"])
+        cleanup.push(async () => void (await worker.kill()))
+        await worker.waitLine(/^ready \d+$/, 15_000)
+        await bus.waitForWorkers(1, 5000)
+        const held = [0, 1].map(() => rejection(bus.request({ path: "/hold" }, { timeoutMs: 0 })))
+        await until(() => worker.lines.filter((l) => l === "holding").length === 2, "both slots held")
+        process.kill(worker.proc.pid, "SIGSTOP")
+        cleanup.push(async () => void worker.proc.kill("SIGCONT"))
+        for (const e of await Promise.all(held)) expect(e).toBeInstanceOf(WorkerGoneError)
+        process.kill(worker.proc.pid, "SIGCONT")
+        await bus.waitForWorkers(1, 5000)
+        expect((await bus.request({ path: "/echo", body: "again" }, { timeoutMs: 5000 })).text()).toBe("again")
+        expect((await bus.request({ path: "/aborted" }, { timeoutMs: 5000 })).text()).toContain("/hold")
+      },
+      30_000,
+    )
 })
