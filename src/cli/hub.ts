@@ -15,6 +15,8 @@ SLOTBUS_HUB_URL and SLOTBUS_HUB_TOKEN_FILE in their environment); SIGHUP replace
 its successor registered (a deploy): the old one gets no new request and is SIGTERMed once it runs none.
 SIGTERM or SIGINT stops the hub: new requests get 503, those it has (a body still coming in too) are answered (at
 most 10 s), each --spawn worker is SIGTERMed, then the hub closes (workers started elsewhere keep retrying).
+Started by npm, npx or bunx (npm run, npx slotbus hub), it stops so too once its parent is gone: npm passes a
+SIGTERM to its sh -c alone, which dies of it without passing it on.
 --nats takes workers on other hosts too, through that NATS server: they join with
 hubWorker(url, name, { nats, token }) (docs/PROTOCOL.md §10).
 --events-durable (with --nats) keeps GET /events in a JetStream stream: Last-Event-ID resumes on any hub of the
@@ -123,7 +125,7 @@ async function run(argv: string[]): Promise<number> {
     )
   }
   process.on("SIGHUP", reload)
-  const { stopped, off } = untilStopped()
+  const { stopped, off } = untilStopped("hub")
   await stopped
   off()
   process.off("SIGHUP", reload)

@@ -63,17 +63,39 @@ export async function runCommand(
   }
 }
 
-/** Resolves at SIGINT or SIGTERM (Ctrl-C, a service manager's stop); `off` forgets both. */
-export function untilStopped(): { stopped: Promise<void>; off: () => void } {
+// The process that started this one, taken as the command's module loads.
+const startedBy = process.ppid
+
+/**
+ * Resolves at SIGINT or SIGTERM (Ctrl-C, a service manager's stop), and for a command that npm, npx or bunx started
+ * (they set npm_command, npm_lifecycle_event) once its parent is gone: npm passes a SIGTERM to its `sh -c` alone,
+ * which dies of it without passing it on, and a kill -9 of bunx or npx leaves its child; the command would run on
+ * under init, its port held. `off` forgets them all.
+ */
+export function untilStopped(name: string): { stopped: Promise<void>; off: () => void } {
   const { promise: stopped, resolve } = Promise.withResolvers<void>()
-  const stop = () => resolve()
+  let orphaned: ReturnType<typeof setInterval> | undefined
+  const off = () => {
+    process.off("SIGINT", stop)
+    process.off("SIGTERM", stop)
+    clearInterval(orphaned)
+  }
+  const stop = () => {
+    off()
+    resolve()
+  }
   process.once("SIGINT", stop)
   process.once("SIGTERM", stop)
-  return {
-    stopped,
-    off: () => {
-      process.off("SIGINT", stop)
-      process.off("SIGTERM", stop)
-    },
+  if (process.env.npm_command || process.env.npm_lifecycle_event) {
+    // a reparented process has a new ppid (init, or a subreaper): once a second is cheap, and soon enough for a port
+    orphaned = setInterval(() => {
+      if (process.ppid === startedBy) return
+      process.stderr.write(
+        `slotbus ${name}: started by npm, npx or bunx, and its parent (pid ${startedBy}) is gone: stopping as on SIGTERM\n`,
+      )
+      stop()
+    }, 1000)
+    orphaned.unref()
   }
+  return { stopped, off }
 }

@@ -121,7 +121,7 @@ async function serve(argv: string[]): Promise<number> {
   const { promise: done, resolve: finish } = Promise.withResolvers<void>()
   let exitCode = 0
   const out = pacedStdout(() => finish()) // our client, reading stdout, left: stop as when stdin ends
-  const { stopped, off } = untilStopped()
+  const { stopped, off } = untilStopped("stdio")
   void stopped.then(finish)
   // SIGHUP (systemctl reload): every pool's workers replaced surge-first, each once its successor is ready
   const reload = () => {

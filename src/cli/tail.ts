@@ -71,7 +71,7 @@ async function tail(argv: string[]): Promise<number> {
     if (e instanceof SlotBusError || e instanceof TypeError || e instanceof RangeError) throw failed(e.message)
     throw e
   }
-  const { stopped, off } = untilStopped()
+  const { stopped, off } = untilStopped("tail")
   try {
     const sub = topic.subscribe(filter, { queue, idle: "park", from: values.from === "oldest" ? "oldest" : "now" })
     process.stderr.write(`slotbus tail: following "${name}"${describe(filter)}\n`)

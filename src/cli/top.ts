@@ -4,7 +4,7 @@ import { printable, quantileRank } from "../kit/index.ts"
 import { discover, type HostView, type RecorderFile, ranMs } from "../status/internal.ts"
 import { dur, type HostArgs, hostTable, lastWritten, ofUser, requestsText, skipped, withRecords } from "./host-view.ts"
 import { sleep } from "../runtime/index.ts"
-import { CliProblem } from "./prelude.ts"
+import { CliProblem, untilStopped } from "./prelude.ts"
 
 const WINDOW_NS = 10e9 // top's latencies and slow requests: what finished in the last 10 s
 
@@ -21,9 +21,14 @@ export async function top({ values, positionals, mono, print }: HostArgs): Promi
   }
   // a terminal's screen is redrawn; a pipe or a file gets each frame after the one before
   const clear = process.stdout.isTTY ? "\x1b[H\x1b[2J" : "\n"
+  const { stopped } = untilStopped("top")
   for (;;) {
     print(`${clear}${topFrame(discover(name), prev, mono, name)}`)
-    await sleep(1000)
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const tick = new Promise<"tick">((r) => (timer = setTimeout(() => r("tick"), 1000)))
+    const why = await Promise.race([stopped.then(() => "stop" as const), tick])
+    clearTimeout(timer)
+    if (why === "stop") return 0
   }
 }
 

@@ -97,7 +97,7 @@ export async function redraw<T>(
     return 0
   }
   const tty = process.stdout.isTTY === true
-  const { stopped } = untilStopped()
+  const { stopped } = untilStopped("status")
   let report: T | Error = first
   for (;;) {
     const text =
