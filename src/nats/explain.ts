@@ -9,6 +9,8 @@ export function explainNats(e: unknown, otherwise?: string): string {
   const m = e instanceof Error ? e.message : String(e)
   if (/permissions? violation/i.test(m))
     return `${m}: the server does not allow this NATS user that (docs/PROTOCOL.md §10.6, §11.7 and §12.6 list the rights each part needs)`
+  if (/authorization violation|authentication (timeout|expired|revoked)|user authentication/i.test(m))
+    return `${m}: the server refused these credentials; check the user and password or the token (in the URL as nats://user:pass@host or nats://token@host, or the options' user and pass, token or authenticator)`
   if (/no responders|\b503\b|jetstream.*not enabled/i.test(m))
     return `${m}: is the server running with JetStream (nats-server -js)?`
   if (/refused/i.test(m)) return `${m}: no NATS server answers at that address`

@@ -19,6 +19,7 @@ import { explainNats } from "./explain.ts"
 import { serveHub } from "./hub.ts"
 import { openKvLeases } from "./kv-lease.ts"
 import { SharedConnection } from "./shared.ts"
+import { redactUrl } from "./wire.ts"
 import { startTopicBridge } from "./topic-bridge.ts"
 import { serveWorker } from "./worker.ts"
 import { deepEquals } from "../runtime/index.ts"
@@ -83,10 +84,13 @@ export class Nats implements RemoteTransport, TopicRemote, LeaseRemote {
   }
 
   toString(): string {
-    return typeof this.connection === "string" ? `nats(${this.connection})` : "nats(a connection or its options)"
+    return typeof this.connection === "string"
+      ? `nats(${redactUrls(this.connection)})`
+      : "nats(a connection or its options)"
   }
 }
 
+const redactUrls = (s: string) => s.split(",").map(redactUrl).join(",")
 const urls = (s: string) =>
   s
     .split(",")

@@ -140,11 +140,8 @@ export async function openConnection(option: unknown): Promise<{ nc: NatsConnect
   // connection slotbus owns is shared by users that cannot open it again (their subscriptions, timers, elections).
   // A ping every 5 s: with the client's default (2 min, 2 unanswered) a server that hangs (stopped, a frozen VM, a
   // dropped route) looked connected for minutes; now the client sees it in ~15 s and goes to another server.
-  const opts = {
-    maxReconnectAttempts: -1,
-    pingInterval: PING_INTERVAL_MS,
-    ...(typeof option === "string" ? { servers: option.split(",").map((s) => s.trim()) } : (option as object)),
-  }
+  const given = typeof option === "string" ? { servers: option.split(",").map((s) => s.trim()) } : (option as object)
+  const opts = { maxReconnectAttempts: -1, pingInterval: PING_INTERVAL_MS, ...given, ...urlCredentials(given) }
   try {
     return { nc: await connect(opts as never), owned: true }
   } catch (e) {
@@ -154,4 +151,44 @@ export async function openConnection(option: unknown): Promise<{ nc: NatsConnect
       { cause: e },
     )
   }
+}
+
+// a server URL's user:pass@ or token@ (its userinfo)
+const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)?([^@/]*)@/i
+
+/** `url` with its credentials shown as `***` (for messages, logs and status). */
+export const redactUrl = (url: string): string => url.replace(USERINFO, (_, scheme = "") => `${scheme}***@`)
+
+/**
+ * The credentials written in the options' server URLs (`nats://user:pass@host`, `nats://token@host`), which the
+ * NATS client does not read: as its `user` and `pass`, or `token`, with the URLs without them. Nothing when none
+ * has any; a TypeError when they differ between URLs or the options give credentials of their own too.
+ */
+function urlCredentials(o: {
+  servers?: unknown
+  user?: unknown
+  pass?: unknown
+  token?: unknown
+  authenticator?: unknown
+}) {
+  const list = typeof o.servers === "string" ? [o.servers] : Array.isArray(o.servers) ? o.servers : []
+  const found = new Set<string>()
+  const servers = list.map((u) => {
+    if (typeof u !== "string") return u
+    const m = USERINFO.exec(u)
+    if (!m) return u
+    found.add(m[2]!)
+    return u.replace(USERINFO, m[1] ?? "")
+  })
+  if (found.size === 0) return {}
+  if (found.size > 1) throw new TypeError("nats(): the server URLs carry different credentials; give them once")
+  if (o.user !== undefined || o.pass !== undefined || o.token !== undefined || o.authenticator !== undefined)
+    throw new TypeError("nats(): credentials both in a server URL and in the options; give them once")
+  const info = [...found][0]!
+  const colon = info.indexOf(":")
+  const auth =
+    colon < 0
+      ? { token: decodeURIComponent(info) }
+      : { user: decodeURIComponent(info.slice(0, colon)), pass: decodeURIComponent(info.slice(colon + 1)) }
+  return { servers, ...auth }
 }

@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
 import { Kvm } from "@nats-io/kv"
 import { Topic, TopicStreamError } from "../../src/events/index.ts"
-import { ProtocolError } from "../../src/index.ts"
+import { ProtocolError, RemoteUnavailableError, SlotBus, SlotWorker } from "../../src/index.ts"
 import { Contest, ContestUnavailableError, LeaseLostError } from "../../src/leases/index.ts"
 import { bucketOf, keyOf, topicSubjects } from "../../src/nats/internal.ts"
 import { busName, rejection, until } from "../support/helpers.ts"
@@ -157,5 +157,37 @@ describe.skipIf(skip !== null)("§12.6: who may contend in a cluster contest", (
     expect(err).toBeInstanceOf(ProtocolError)
     expect((err as Error).message).toContain(key)
     expect((await read()).revision).toBe(revision)
+  }, 30_000)
+})
+
+describe.skipIf(skip !== null)("credentials in a server URL", () => {
+  // before: the NATS client reads none in a URL, so nats("nats://bus:bus@…") failed with "Authorization Violation:
+  // is the address right…", its password in the message (and `slotbus hub --nats`'s log), and no flag could help
+  const withUser = (info: string) => nats.url.replace("://", `://${info}@`)
+  test("nats://user:pass@host reaches a server with users: a worker over it answers", async () => {
+    const bus = await SlotBus.listen(busName("url-creds"), { remote: viaNats(withUser("bus:bus")) })
+    cleanup.push(() => bus.close({ drain: false }))
+    const w = await SlotWorker.connect(bus.name, (req) => `got ${req.text()}`, { remote: viaNats(withUser("bus:bus")) })
+    cleanup.push(() => w.close())
+    await bus.waitForWorkers(1, 5000)
+    expect(new TextDecoder().decode(await bus.call("x", { timeoutMs: 5000 }))).toBe("got x")
+  }, 30_000)
+
+  test("a wrong password: RemoteUnavailableError that says the server refused the credentials, and shows none", async () => {
+    const e = (await rejection(
+      SlotBus.listen(busName("url-creds"), { remote: viaNats(withUser("bus:hunter2")) }),
+    )) as Error
+    expect(e).toBeInstanceOf(RemoteUnavailableError)
+    expect(e.message).toContain("the server refused these credentials")
+    expect(e.message).not.toContain("hunter2")
+    expect(String(viaNats(withUser("bus:hunter2")))).not.toContain("hunter2")
+  }, 30_000)
+
+  test("credentials in the URL and in the options both: a TypeError saying to give them once", async () => {
+    const e = await rejection(
+      SlotBus.listen(busName("url-creds"), { remote: viaNats({ servers: withUser("bus:bus"), token: "t" }) }),
+    )
+    expect(e).toBeInstanceOf(TypeError)
+    expect((e as Error).message).toContain("give them once")
   }, 30_000)
 })
