@@ -161,9 +161,11 @@ static int dir_find(char *out) {
   char home[SUN_MAX], why[256], home_why[256];
   int has_home = home_fallback(home, sizeof home, home_why, sizeof home_why) == 0;
   int j = has_home ? dir_judge(home, why, sizeof why) : DIR_MISSING;
-  if (j != DIR_MISSING && j != DIR_UNSEEN) {
+  /* ours (a bad mode of ours is refused, saying so); another uid's (a home in a directory anybody may write in,
+   * /tmp, or one that does not exist yet) is a squat like a taken /tmp name, passed over, never a failed listen */
+  if (j == DIR_OURS || j == DIR_BAD) {
     snprintf(out, SUN_MAX, "%s", home);
-    return dir_settle(out, "the fallback once /tmp/slotbus-<euid> was taken");
+    return dir_settle(out, "made as the fallback while /tmp/slotbus-<euid> was taken");
   }
   char fixed[SUN_MAX];
   snprintf(fixed, SUN_MAX, "/tmp/slotbus-%u", (unsigned)geteuid());
