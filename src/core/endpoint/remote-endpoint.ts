@@ -5,7 +5,7 @@
 import { Kind, RespFlag } from "../../native/ffi.ts"
 import { align8, EMPTY, headLength, readHead, utf8, writeHead } from "../wire/codec.ts"
 import type { Endpoint, EndpointHost, Pending, WorkerInfo } from "./endpoint.ts"
-import { remoteError } from "./response.ts"
+import { answerHead, remoteError } from "./response.ts"
 import { readsBodyOnce } from "./answer-value.ts"
 import { RemoteFrames, StreamIn } from "./stream-in.ts"
 import type { RemoteCall, RemoteHubHost, RemotePeer } from "../wire/remote.ts"
@@ -121,7 +121,12 @@ export class RemoteEndpoint implements Endpoint {
     this.host.counters.receivedBytes(body.length)
     if (flags & RespFlag.ERROR)
       return this.host.fail(p, remoteError(readHead(bytes, headLen), utf8(body), this.peer.pid))
-    const head = p.kind === Kind.RAW ? [] : readHead(bytes, headLen)
+    let head: string[] = []
+    try {
+      if (p.kind !== Kind.RAW) head = answerHead(bytes, headLen, this.peer.pid)
+    } catch (e) {
+      return this.host.fail(p, e)
+    }
     // the transport's buffer is lent for this call only: copied unless the value is made from it now
     this.host.streams.streamEnded(p, status, head, readsBodyOnce(p) ? body : body.slice())
     p.phase = "slot-returned"

@@ -1,6 +1,6 @@
 // The answers request() and call() resolve with (copied or borrowed), and a worker's error answer as an error.
 // Separate because they are what callers hold: nothing here touches the bus's books.
-import { OWN_ERROR, pairEntries, pairsToHeaders, utf8 } from "../wire/codec.ts"
+import { OWN_ERROR, pairEntries, pairsToHeaders, readHead, utf8 } from "../wire/codec.ts"
 import { pumpTurns } from "../wire/loop-probe.ts"
 import { PayloadTooLargeError, ProtocolError, RemoteError, type SlotBusError } from "../../errors.ts"
 import { quirks } from "../../runtime/index.ts"
@@ -268,6 +268,23 @@ export function stackless<E extends Error>(make: () => E): E {
   } finally {
     Error.stackTraceLimit = limit
   }
+}
+
+/**
+ * The most header fields an answer may carry. A Web Response's Headers take time quadratic in their count under
+ * Bun (65,536 distinct names: 8 s): one worker's answer with a head of a few MiB held a front's event loop for
+ * minutes. Node's own HTTP client stops at the same count (maxHeadersCount).
+ */
+export const MAX_ANSWER_FIELDS = 2000
+
+/** An answer's head as its pairs (docs/PROTOCOL.md §2); a ProtocolError past MAX_ANSWER_FIELDS fields. */
+export function answerHead(src: Uint8Array, end: number, pid: number): string[] {
+  const head = readHead(src, end)
+  if (head.length > 2 * MAX_ANSWER_FIELDS)
+    throw new ProtocolError(
+      `worker pid ${pid} answered with ${Math.floor(head.length / 2)} header fields, more than the ${MAX_ANSWER_FIELDS} an answer may carry`,
+    )
+  return head
 }
 
 /**

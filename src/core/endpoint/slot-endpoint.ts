@@ -18,7 +18,7 @@ import {
   type Pending,
   type WorkerInfo,
 } from "./endpoint.ts"
-import { BorrowedResponse, forgotten, inTurnSaves, NO_HEAD, remoteError } from "./response.ts"
+import { answerHead, BorrowedResponse, forgotten, inTurnSaves, NO_HEAD, remoteError } from "./response.ts"
 import { answerValue, type AnswerSlot } from "./answer-value.ts"
 import { SlotFrames, StreamIn, type SlotStreamOwner } from "./stream-in.ts"
 import type { FlightRecorder } from "../probe/recorder.ts"
@@ -336,7 +336,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
       return false
     }
     const status = m[Msg.status]!
-    const headers = p.kind === Kind.RAW || p.read !== null ? NO_HEAD : readHead(arena, m[Msg.headLen]!)
+    const headers = p.kind === Kind.RAW || p.read !== null ? NO_HEAD : answerHead(arena, m[Msg.headLen]!, chan.peerPid)
     let value: unknown
     try {
       value = answerValue(p, status, headers, arena, bodyOff, bodyLen, this)

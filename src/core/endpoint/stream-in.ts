@@ -7,7 +7,7 @@ import { readHead } from "../wire/codec.ts"
 import { PayloadTooLargeError, ProtocolError } from "../../errors.ts"
 import { nowMs, type Pending, type StreamHost, type StreamReading } from "./endpoint.ts"
 import type { Channel } from "../wire/channel.ts"
-import { remoteError } from "./response.ts"
+import { answerHead, remoteError } from "./response.ts"
 import { frameCharge } from "../wire/remote.ts"
 
 /** Where a stream's frames come from, one at a time; each is taken (`taken()`) before the next is asked for. */
@@ -201,8 +201,12 @@ export class StreamIn implements StreamReading {
       const bytes = src.bytes
       if (type === Frame.HEAD) {
         this.status = src.status
-        this.head = this.p.kind === 0 ? [] : readHead(bytes, bytes.length)
-        if (live && this.p.stream) this.start()
+        try {
+          this.head = this.p.kind === 0 ? [] : answerHead(bytes, bytes.length, src.pid)
+          if (live && this.p.stream) this.start()
+        } catch (e) {
+          if (live) this.host.fail(this.p, e) // the rest of its frames are taken and dropped
+        }
       } else if (type === Frame.DATA && live) {
         this.host.countIn(bytes.length)
         const copy = bytes.slice()
