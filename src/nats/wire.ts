@@ -187,8 +187,16 @@ function urlCredentials(o: {
   const info = [...found][0]!
   const colon = info.indexOf(":")
   const auth =
-    colon < 0
-      ? { token: decodeURIComponent(info) }
-      : { user: decodeURIComponent(info.slice(0, colon)), pass: decodeURIComponent(info.slice(colon + 1)) }
+    colon < 0 ? { token: decoded(info) } : { user: decoded(info.slice(0, colon)), pass: decoded(info.slice(colon + 1)) }
   return { servers, ...auth }
+}
+
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part)
+  } catch {
+    throw new TypeError(
+      "nats(): a server URL's credentials are not percent-encoded right (a % not followed by two hex digits)",
+    )
+  }
 }
