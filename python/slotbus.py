@@ -55,6 +55,11 @@ MAX_STACK_CHARS = 8192
 HUB_GONE_GRACE_S = 2.0  # how long serve() waits for handlers once the hub is gone, before it returns without them
 
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
+# What a bus name may not start with: its socket file would be a topic's or an election's (PROTOCOL.md §1.1), as
+# OTHER_FILES in src/core/wire/codec.ts.
+_OTHER_FILES = ("topic.", "fronts.", "fronts-cover.", "bridge.")
+HELLO_MS = 5000  # the longest connect waits for a hub's hello once it accepted
+MIN_HELLO_MS = 1000  # and the least, however little is left of wait_for_hub_ms: a live hub gets time to answer
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+\Z")
 _BAD_VALUE = re.compile(r"[\0\r\n]")
 
@@ -77,7 +82,8 @@ class NativeLibraryError(SlotbusError):
 
 
 class InvalidNameError(SlotbusError, ValueError):
-    """A bus name is 1 to 64 of A-Z a-z 0-9 . _ - (EINVAL)."""
+    """A bus name is 1 to 64 of A-Z a-z 0-9 . _ -, not starting with topic., fronts., fronts-cover. or bridge.
+    (EINVAL)."""
 
 
 class HubNotFoundError(SlotbusError):
@@ -391,17 +397,19 @@ class Worker:
 
     @classmethod
     def connect(cls, name, wait_for_hub_ms=5000, threads=16):
-        """Connects to the hub listening on `name`, retrying for `wait_for_hub_ms` while there is none yet.
-        `threads`: how many handlers may run at once."""
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise InvalidNameError("bad bus name %r: 1 to 64 of A-Z a-z 0-9 . _ -" % (name,), _errno.EINVAL)
-        if not isinstance(threads, int) or threads < 1:
-            raise ValueError("threads must be an int >= 1, not %r" % (threads,))
+        """Connects to the hub listening on `name`, retrying for `wait_for_hub_ms` (a number >= 0, or
+        float("inf")) while there is none yet; a hub that accepts gets what is left of it for its hello, at
+        least 1 s and at most 5 s. `threads`: how many handlers may run at once (an int >= 1)."""
+        _check_name(name)
+        _check_number("wait_for_hub_ms", wait_for_hub_ms, 0, integer=False)
+        _check_number("threads", threads, 1)
         lib = _library()
         deadline = time.monotonic() + wait_for_hub_ms / 1000
         while True:
             err = ctypes.c_int(0)
-            chan = lib.sb_connect(name.encode(), -1, 5000, ctypes.byref(err))
+            # a hub that accepted but sends no hello (stopped, overloaded) is given what is left of the wait
+            hello_ms = int(min(HELLO_MS, max(MIN_HELLO_MS, (deadline - time.monotonic()) * 1000)))
+            chan = lib.sb_connect(name.encode(), -1, hello_ms, ctypes.byref(err))
             if chan:
                 return cls(chan, name, threads)
             code = -err.value
@@ -411,7 +419,8 @@ class Worker:
                 if code == SB_ESOCKDIR:
                     why = lib.sb_socket_dir_error().decode(errors="replace")
                     raise SlotbusError('cannot connect to hub "%s": %s' % (name, why), code)
-                raise _error(code, 'cannot connect to hub "%s"' % name)
+                waited = " (no hello in %d ms)" % hello_ms if code == _errno.ETIMEDOUT else ""
+                raise _error(code, 'cannot connect to hub "%s"%s' % (name, waited))
             time.sleep(0.05)
 
     def route(self, path, handler=None):
@@ -450,6 +459,8 @@ class Worker:
             raise HubGoneError("this worker is closed", _errno.EPIPE)
         lib, ch = self._lib, self._ch
         previous = None
+        if not isinstance(handle_sigterm, bool):
+            raise TypeError("handle_sigterm must be a bool, not %s" % type(handle_sigterm).__name__)
         if handle_sigterm and threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, lambda *_: self.stop())
         self._pool = [
@@ -654,6 +665,29 @@ class Worker:
                 os.write(self._wake_w, b"w")
             except BlockingIOError:
                 pass  # full: it is awake already
+
+
+def _check_name(name):
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidNameError("bad bus name %r: 1 to 64 of A-Z a-z 0-9 . _ -" % (name,), _errno.EINVAL)
+    taken = next((prefix for prefix in _OTHER_FILES if name.startswith(prefix)), None)
+    if taken:
+        raise InvalidNameError(
+            'bus name "%s" starts with "%s": its socket file would be that of a %s (slotbus.%s); pick another name'
+            % (name, taken, "topic" if taken == "topic." else "front, cover or bridge election", name),
+            _errno.EINVAL,
+        )
+
+
+def _check_number(what, value, minimum, integer=True):
+    """`value` is an int (or, with integer=False, a float too, inf allowed) >= minimum: else a TypeError for the
+    wrong type and a ValueError for the wrong value, naming the option."""
+    kind = "an int" if integer else "a number"
+    types = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise TypeError("%s must be %s >= %d, not %s" % (what, kind, minimum, type(value).__name__))
+    if not value >= minimum:  # NaN too
+        raise ValueError("%s must be %s >= %d, not %r" % (what, kind, minimum, value))
 
 
 def _drain(fd):

@@ -5,7 +5,17 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { busName, type Child, eventually, observed, outcome, randomBytes, spawn, stopAll } from "../support/helpers.ts"
+import {
+  allStopped,
+  busName,
+  type Child,
+  eventually,
+  observed,
+  outcome,
+  randomBytes,
+  spawn,
+  stopAll,
+} from "../support/helpers.ts"
 import { zigBuild } from "../../scripts/zig.ts"
 import { onlyTools, packTarball, runOk } from "../support/native/pack.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
@@ -330,6 +340,99 @@ except slotbus.SlotbusError as e:
       extraEnv,
     )
     expect(got).toMatchObject([error, errnoName, expect.any(String)])
+  })
+
+  test("a bus name a topic's or an election's socket file would have is an InvalidNameError, also with a live topic of it", async () => {
+    // before, "topic.<name>" reached a live topic's socket and failed with a plain SlotbusError (EPROTO)
+    const events = (await import(
+      join(installed, "src", "events", "index.ts")
+    )) as typeof import("../../src/events/index.ts")
+    const name = busName("py-topic")
+    await using _topic = await events.Topic.open(name)
+    const got = await python(`import json, slotbus
+out = []
+for prefix in ("topic.", "fronts.", "fronts-cover.", "bridge."):
+    try:
+        slotbus.Worker.connect(prefix + "${name}", wait_for_hub_ms=0)
+        out.append(None)
+    except slotbus.SlotbusError as e:
+        out.append([type(e).__name__, e.errno_name, str(e)])
+print(json.dumps(out))`)
+    expect(got).toEqual(
+      ["topic.", "fronts.", "fronts-cover.", "bridge."].map((prefix) => [
+        "InvalidNameError",
+        "EINVAL",
+        expect.stringContaining(`bus name "${prefix}${name}" starts with "${prefix}"`),
+      ]),
+    )
+  })
+
+  test("a hub stopped with SIGSTOP fails connect with ConnectTimeoutError once wait_for_hub_ms=300 is over, not 5 s later", async () => {
+    // the hub accepts (the kernel does) but sends no hello: before, connect waited its fixed 5 s for one
+    const hubScript = `import { SlotBus } from "slotbus"
+const bus = await SlotBus.listen(process.argv[2])
+console.log("listening")
+setInterval(() => {}, 1 << 30)
+`
+    writeFileSync(join(consumer, "idle-hub.ts"), hubScript)
+    const name = busName("py-stopped")
+    const hub = spawn(["bun", "idle-hub.ts", name], { env, cwd: consumer })
+    try {
+      await hub.waitLine(/^listening$/)
+      hub.signal("SIGSTOP")
+      expect(await eventually(() => allStopped(hub.pid), GUARD_MS)).toBe(true)
+      const got = (await python(`import json, time, slotbus
+started = time.monotonic()
+try:
+    slotbus.Worker.connect("${name}", wait_for_hub_ms=300)
+    print(json.dumps(None))
+except slotbus.SlotbusError as e:
+    print(json.dumps([type(e).__name__, e.errno_name, (time.monotonic() - started) * 1000]))`)) as [
+        string,
+        string,
+        number,
+      ]
+      expect(got.slice(0, 2)).toEqual(["ConnectTimeoutError", "ETIMEDOUT"])
+      expect(got[2]).toBeLessThan(3000) // the wait asked for (at least 1 s for the hello), where it was 5 s
+    } finally {
+      hub.signal("SIGCONT")
+      await hub.kill()
+    }
+  }, 30_000)
+
+  test.each([
+    ["wait_for_hub_ms", `wait_for_hub_ms="5"`, "TypeError", "wait_for_hub_ms must be a number >= 0, not str"],
+    ["wait_for_hub_ms", `wait_for_hub_ms=None`, "TypeError", "wait_for_hub_ms must be a number >= 0, not NoneType"],
+    ["wait_for_hub_ms", `wait_for_hub_ms=-1`, "ValueError", "wait_for_hub_ms must be a number >= 0, not -1"],
+    ["wait_for_hub_ms", `wait_for_hub_ms=float("nan")`, "ValueError", "wait_for_hub_ms must be a number >= 0, not nan"],
+    ["threads", `wait_for_hub_ms=0, threads="4"`, "TypeError", "threads must be an int >= 1, not str"],
+    ["threads", `wait_for_hub_ms=0, threads=True`, "TypeError", "threads must be an int >= 1, not bool"],
+    ["threads", `wait_for_hub_ms=0, threads=0`, "ValueError", "threads must be an int >= 1, not 0"],
+  ])("connect checks %s up front: %s is a %s naming it", async (_, arg, error, message) => {
+    const got = await python(`import json, slotbus
+try:
+    slotbus.Worker.connect("py-nobody-${process.pid}", ${arg})
+    print(json.dumps(None))
+except Exception as e:
+    print(json.dumps([type(e).__name__, str(e)]))`)
+    expect(got).toEqual([error, message])
+  })
+
+  test("serve(handle_sigterm=...) that is not a bool is a TypeError naming it, before serving starts", async () => {
+    const name = busName("py-serve-arg")
+    const bus = await sb.SlotBus.listen(name)
+    try {
+      const got = await python(`import json, slotbus
+worker = slotbus.Worker.connect("${name}")
+try:
+    worker.serve(handle_sigterm="no")
+    print(json.dumps(None))
+except Exception as e:
+    print(json.dumps([type(e).__name__, str(e)]))`)
+      expect(got).toEqual(["TypeError", "handle_sigterm must be a bool, not str"])
+    } finally {
+      await bus.close({ drain: false })
+    }
   })
 
   test("SIGTERM cancels the Python worker's in-flight /sleep, answers it and exits 0; so does the hub closing", async () => {
