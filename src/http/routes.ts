@@ -121,9 +121,16 @@ export const methodMatches = (route: RouteMethod, method: string) =>
 export class RouteTable<T> {
   private entries: { route: Route; value: T }[] = []
 
+  /** Inserted after every route as specific as it (a sort per route made a large table's registration quadratic). */
   add(route: Route, value: T) {
-    this.entries.push({ route, value })
-    this.entries.sort((a, b) => bySpecificity(a.route, b.route))
+    let lo = 0
+    let hi = this.entries.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (bySpecificity(this.entries[mid]!.route, route) <= 0) lo = mid + 1
+      else hi = mid
+    }
+    this.entries.splice(lo, 0, { route, value })
   }
 
   remove(pred: (route: Route, value: T) => boolean) {
