@@ -31,9 +31,11 @@ const targeted = [
 const inBounds: Record<string, { request: number; expect: (o: unknown) => void; kept?: true }> = {
   "response-head-is-garbage": {
     request: 0,
-    expect: (v) => {
-      expect(v).toBeInstanceOf(SlotResponse)
-      expect((v as SlotResponse).text()).toBe("garbage!")
+    // thousands of "fields" (a NUL in five bytes): refused before they are decoded into headers, which took Bun
+    // seconds (it was answered with them before)
+    expect: (e) => {
+      expect(e).toBeInstanceOf(ProtocolError)
+      expect((e as Error).message).toContain("header fields, more than the 2000 an answer may carry")
     },
   },
   "response-says-cancelled-though-never-cancelled": {
