@@ -288,7 +288,11 @@ export class KvLeaseTable implements LeaseTable {
     if (this.closed) return
     const placeholder = { stop() {} }
     this.watches.set(key, placeholder)
-    const iter = await this.kv.watch({ key })
+    // a watch not made (its consumer create lost with the link) is tried again by the next wait
+    const iter = await this.kv.watch({ key }).catch((e: unknown) => {
+      if (this.watches.get(key) === placeholder) this.watches.delete(key)
+      throw e
+    })
     if (this.watches.get(key) !== placeholder || this.closed) return iter.stop()
     this.watches.set(key, iter)
     void (async () => {

@@ -117,12 +117,15 @@ async function startNatsOn(
 
 /**
  * A TCP relay to the nats-server at `url`, so one client's link can be cut while the others keep theirs: `cut()`
- * closes every connection through it and refuses new ones until `restore()`; `close()` ends it.
+ * closes every connection through it and refuses new ones until `restore()`; `cutOn(text)` closes, once, the
+ * connection whose client next sends a chunk containing `text` (dropped: a request lost at the moment it was sent),
+ * and lets the client connect again; `close()` ends it.
  */
 export async function natsRelay(url: string) {
   const { hostname, port } = new URL(url)
   const open = new Set<Socket>()
   let down = false
+  let trigger: { text: string; cut: () => void } | undefined
   const server = createServer((client) => {
     if (down) return void client.destroy()
     const upstream = tcpConnect(Number(port), hostname)
@@ -133,8 +136,18 @@ export async function natsRelay(url: string) {
       open.add(s)
       s.on("error", () => {})
       s.on("close", () => (open.delete(s), other.destroy()))
-      s.pipe(other)
+      if (s === upstream) s.pipe(other)
     }
+    client.on("data", (d: Buffer) => {
+      if (trigger && d.toString("latin1").includes(trigger.text)) {
+        const t = trigger
+        trigger = undefined
+        client.destroy()
+        upstream.destroy()
+        return t.cut()
+      }
+      upstream.write(d)
+    })
   })
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
   const cut = () => {
@@ -145,6 +158,8 @@ export async function natsRelay(url: string) {
     url: `nats://127.0.0.1:${(server.address() as AddressInfo).port}`,
     cut,
     restore: () => void (down = false),
+    /** Resolves when it has cut the connection that sent `text`. */
+    cutOn: (text: string) => new Promise<void>((cut) => void (trigger = { text, cut })),
     close: () => new Promise<void>((resolve) => (cut(), server.close(() => resolve()))),
   }
 }

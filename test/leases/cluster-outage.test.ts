@@ -1,0 +1,58 @@
+// Cluster contests (docs/PROTOCOL.md §12) when the link to NATS fails under a waiting claim: a watch whose
+// consumer create was lost, a claim's signal or timeoutMs while a request is on the wire, a server killed -9, and
+// a close while a claim is in flight. A nats-server with JetStream of the file's own; one contender's link goes
+// through a TCP relay (natsRelay) that cuts it. Needs `nats-server` (apt-get install -y nats-server).
+import { describe, expect, test } from "bun:test"
+import { Contest, ContestClosedError, ContestUnavailableError, type ClusterLease } from "../../src/leases/index.ts"
+import { nats as viaNats } from "../../src/nats/index.ts"
+import { busName, rejection } from "../support/helpers.ts"
+import { natsPerFile, natsRelay, natsSkipReason } from "../support/nats.ts"
+
+const skip = natsSkipReason()
+if (skip) console.warn(`the cluster contest outage tests are skipped: ${skip}`)
+const nats = natsPerFile(skip, { jetstream: true })
+const S = { kind: 4, label: "leader" }
+const TTL = 20_000 // long: a waiter woken only by the holder's expiry would show
+
+/** Whether `p` settles within `ms`: "settled", or "pending" after `ms`. */
+const within = (p: Promise<unknown>, ms: number) =>
+  Promise.race([
+    p.then(
+      () => "settled",
+      () => "settled",
+    ),
+    Bun.sleep(ms).then(() => "pending"),
+  ])
+
+async function open(name: string, url = nats.url) {
+  const c = await Contest.open(name, { remote: viaNats({ servers: url, reconnectTimeWait: 50 }) })
+  nats.cleanup.push(() => c.close())
+  return c
+}
+
+async function held(name: string): Promise<ClusterLease> {
+  const r = await (await open(name)).tryClaim(S, { owner: "holder", ttlMs: TTL })
+  if (!r.claimed) throw new Error("a free subject was not claimed")
+  return r.lease
+}
+
+describe.skipIf(skip !== null)("a cluster contest when the link fails", () => {
+  test("a watch whose consumer create was lost is made again: the next waiter wakes at the release", async () => {
+    const name = busName("cut")
+    const lease = await held(name)
+    const relay = await natsRelay(nats.url)
+    nats.cleanup.push(relay.close)
+    const b = await open(name, relay.url)
+    const cut = relay.cutOn("$JS.API.CONSUMER.CREATE")
+    // the first wait's watch is lost with its link: the claim fails as the server did not answer
+    expect(await rejection(b.claim(S, { ttlMs: TTL }))).toBeInstanceOf(ContestUnavailableError)
+    await cut
+    const waiting = b.claim(S, { owner: "b", ttlMs: TTL })
+    nats.cleanup.push(async () => void waiting.then((l) => l.release()).catch(() => {})) // (b's close ends a wait)
+    await Bun.sleep(500) // (its watch made)
+    expect(await lease.release()).toBe(true)
+    // woken by the watch, not at the holder's TTL (20 s)
+    expect(await within(waiting, 5_000)).toBe("settled")
+    expect((await waiting).owner).toBe("b")
+  }, 30_000)
+})
