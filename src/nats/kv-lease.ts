@@ -226,7 +226,8 @@ export class KvLeaseTable implements LeaseTable {
    */
   async changed(key: string, revision: number, untilMono: number, signal?: AbortSignal): Promise<void> {
     await this.watchKey(key)
-    if ((this.seen.get(key)?.revision ?? 0) !== revision || this.closed) return
+    // (a signal aborted meanwhile fires no "abort" event for a listener added now)
+    if ((this.seen.get(key)?.revision ?? 0) !== revision || this.closed || signal?.aborted) return
     return new Promise((resolve) => {
       let set = this.waiters.get(key)
       if (!set) this.waiters.set(key, (set = new Set()))

@@ -55,4 +55,17 @@ describe.skipIf(skip !== null)("a cluster contest when the link fails", () => {
     expect(await within(waiting, 5_000)).toBe("settled")
     expect((await waiting).owner).toBe("b")
   }, 30_000)
+
+  test("a claim whose signal aborts during its first attempt rejects with its reason at once", async () => {
+    const name = busName("abort")
+    const lease = await held(name)
+    const b = await open(name)
+    const ac = new AbortController()
+    const waiting = b.claim(S, { owner: "b", ttlMs: TTL, signal: ac.signal })
+    const reason = new Error("my abort")
+    ac.abort(reason) // while its first tryClaim is on the wire
+    expect(await within(waiting, 2_000)).toBe("settled") // not at the holder's TTL (20 s)
+    expect(await rejection(waiting)).toBe(reason)
+    expect(await lease.release()).toBe(true)
+  }, 30_000)
 })
