@@ -2,7 +2,7 @@
 // that reaches one cluster, on the lease table of the transport given as `remote` (table.ts, the port; nats(url)
 // implements it on a JetStream KV bucket, docs/PROTOCOL.md §12). This file turns what the table returns into
 // leases, holders and errors, and keeps each lease's deadline on this process's monotonic clock.
-import { ProtocolError, TimeoutError } from "../core/index.ts"
+import { ProtocolError } from "../core/index.ts"
 import { checkWellFormed } from "../core/internal.ts"
 import {
   checkCreate,
@@ -30,7 +30,8 @@ import {
 } from "./errors.ts"
 import { Holding } from "./held.ts"
 import { holdClusterMarker, localInUse, modeError } from "./mode.ts"
-import { checkKind, CONTEST_NAME, describe, waitDeadline, type Subject } from "./subject.ts"
+import { checkKind, CONTEST_NAME, type Subject } from "./subject.ts"
+import { ClaimWait, letGo } from "./cluster-wait.ts"
 import { claimContext, recordClaim } from "./trace.ts"
 
 export interface ClusterContestOptions {
@@ -58,7 +59,7 @@ export interface ClusterClaimOptions {
 export interface ClusterWaitOptions extends ClusterClaimOptions {
   /** Stop waiting when this aborts (the promise rejects with its reason). */
   signal?: AbortSignal
-  /** Stop waiting after this many ms (rejects with TimeoutError). Default: wait forever. */
+  /** Stop waiting after this many ms, a request on the wire too (rejects with TimeoutError). Default: wait forever. */
   timeoutMs?: number
 }
 
@@ -234,18 +235,16 @@ export class ClusterContest implements AsyncDisposable {
   /** Wait until `subject` can be claimed, then claim it: woken by the bucket's watch (a release) or the holder's expiry. */
   async claim(subject: Subject, opts: ClusterWaitOptions): Promise<ClusterLease> {
     opts = checkOptions(opts, WAIT_OPTIONS, "claim", { required: ["ttlMs"] })
-    const deadline = waitDeadline(opts)
+    const wait = new ClaimWait(subject, opts, this.bucket) // over each request: a server that does not answer too
     for (;;) {
       opts.signal?.throwIfAborted()
-      const r = await this.claimOnce(subject, opts)
+      const r = await wait.within(this.claimOnce(subject, opts), letGo)
       if (r.claimed) return r.lease
-      const h = holderRefs.get(r.holder)!
-      if (performance.now() >= deadline)
-        throw new TimeoutError(
-          `${describe(subject)} is still held by ${r.holder.owner || `pid ${r.holder.pid} on ${r.holder.host}`} after ${opts.timeoutMs} ms`,
-        )
+      const h = holderRefs.get((wait.holder = r.holder))!
+      if (performance.now() >= wait.deadline) throw wait.timedOut()
       // its watch is JetStream's too: an outage while it is made is ContestUnavailableError, as for the claim
-      await this.guard(() => this.table.changed(h.key, h.revision, Math.min(h.expiresAtMono, deadline), opts.signal))
+      const until = Math.min(h.expiresAtMono, wait.deadline)
+      await wait.within(this.guard(() => this.table.changed(h.key, h.revision, until, opts.signal)))
       if (this.isClosed) throw new ContestClosedError(`contest "${this.name}" was closed while waiting`)
     }
   }

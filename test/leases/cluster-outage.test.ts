@@ -3,10 +3,16 @@
 // a close while a claim is in flight. A nats-server with JetStream of the file's own; one contender's link goes
 // through a TCP relay (natsRelay) that cuts it. Needs `nats-server` (apt-get install -y nats-server).
 import { describe, expect, test } from "bun:test"
-import { Contest, ContestClosedError, ContestUnavailableError, type ClusterLease } from "../../src/leases/index.ts"
+import {
+  Contest,
+  ContestClosedError,
+  ContestUnavailableError,
+  type ClusterLease,
+  TimeoutError,
+} from "../../src/leases/index.ts"
 import { nats as viaNats } from "../../src/nats/index.ts"
 import { busName, rejection } from "../support/helpers.ts"
-import { natsPerFile, natsRelay, natsSkipReason } from "../support/nats.ts"
+import { natsPerFile, natsRelay, natsSkipReason, startNats } from "../support/nats.ts"
 
 const skip = natsSkipReason()
 if (skip) console.warn(`the cluster contest outage tests are skipped: ${skip}`)
@@ -67,5 +73,24 @@ describe.skipIf(skip !== null)("a cluster contest when the link fails", () => {
     expect(await within(waiting, 2_000)).toBe("settled") // not at the holder's TTL (20 s)
     expect(await rejection(waiting)).toBe(reason)
     expect(await lease.release()).toBe(true)
+  }, 30_000)
+
+  test("with the server killed -9, claim gives up at its timeoutMs and at its signal, not at the request's 5 s", async () => {
+    const own = await startNats({ jetstream: true })
+    nats.cleanup.push(async () => void (await own.server.kill()))
+    const name = busName("down")
+    const b = await open(name, own.url)
+    await own.server.kill() // SIGKILL
+    const timed = b.claim(S, { ttlMs: TTL, timeoutMs: 500 })
+    const reason = new Error("given up")
+    const ac = new AbortController()
+    const aborted = b.claim(S, { ttlMs: TTL, signal: ac.signal })
+    setTimeout(() => ac.abort(reason), 500)
+    expect(await within(timed, 1_500)).toBe("settled")
+    expect(await within(aborted, 1_000)).toBe("settled")
+    const e = await rejection(timed)
+    expect(e).toBeInstanceOf(TimeoutError)
+    expect((e as Error).message).toContain("500 ms")
+    expect(await rejection(aborted)).toBe(reason)
   }, 30_000)
 })
