@@ -379,6 +379,7 @@ export class ClusterContest implements AsyncDisposable {
       return await f()
     } catch (e) {
       if (e instanceof ProtocolError || e instanceof ContestClosedError) throw e
+      if (this.isClosed) throw new ContestClosedError(`contest "${this.name}" was closed meanwhile`, { cause: e })
       throw new ContestUnavailableError(
         `contest "${this.name}": the JetStream bucket ${this.table.bucket} is unavailable (${this.remote.explain(e, "is JetStream on, and does it have a quorum?")})`,
         { cause: e },

@@ -93,4 +93,23 @@ describe.skipIf(skip !== null)("a cluster contest when the link fails", () => {
     expect((e as Error).message).toContain("500 ms")
     expect(await rejection(aborted)).toBe(reason)
   }, 30_000)
+
+  test("a tryClaim in flight when its contest is closed rejects with ContestClosedError", async () => {
+    const name = busName("close")
+    const seen = new Set<string>()
+    for (let i = 0; i < 10; i++) {
+      const c = await Contest.open(name, { remote: viaNats(nats.url) })
+      const subject = { kind: 4, label: `g${i}` }
+      const claiming = c.tryClaim(subject, { owner: "closer", ttlMs: TTL }).then(
+        (r) => (r.claimed ? "claimed" : "held"),
+        (e: Error) => e,
+      )
+      await Bun.sleep(i * 0.2) // the close at different points of the claim's round trip
+      await c.close()
+      const r = await claiming
+      seen.add(typeof r === "string" ? r : r.constructor.name)
+      if (typeof r !== "string") expect(r).toBeInstanceOf(ContestClosedError)
+    }
+    expect(seen.has("ContestClosedError")).toBe(true)
+  }, 30_000)
 })
