@@ -3,7 +3,6 @@
 // implements it on a JetStream KV bucket, docs/PROTOCOL.md §12). This file turns what the table returns into
 // leases, holders and errors, and keeps each lease's deadline on this process's monotonic clock.
 import { ProtocolError } from "../core/index.ts"
-import { checkWellFormed } from "../core/internal.ts"
 import {
   checkCreate,
   checkName,
@@ -22,15 +21,10 @@ import {
 import { AlreadyExistsError, MissingPackageError, NotFoundError } from "../errors.ts"
 import { LEASE_PORT, type KvClaim, type KvHolder, type LeaseRemote, type LeaseTable } from "./table.ts"
 import { loadNative } from "../native/ffi.ts"
-import {
-  ContestClosedError,
-  ContestFrameTooLargeError,
-  ContestUnavailableError,
-  InvalidSubjectError,
-} from "./errors.ts"
+import { ContestClosedError, ContestUnavailableError } from "./errors.ts"
 import { Holding } from "./held.ts"
 import { holdClusterMarker, localInUse, modeError } from "./mode.ts"
-import { checkKind, CONTEST_NAME, type Subject } from "./subject.ts"
+import { checkKind, CONTEST_NAME, encodeField, type Subject } from "./subject.ts"
 import { ClaimWait, letGo } from "./cluster-wait.ts"
 import { claimContext, recordClaim } from "./trace.ts"
 
@@ -87,7 +81,6 @@ export type ClusterClaimResult =
 
 const LEASE_KEY = Symbol("clusterContest.tryClaim")
 const FACTORY = Symbol("Contest.open remote")
-const encoder = new TextEncoder()
 
 /** A held claim in a cluster contest. `signal` aborts at its deadline: its last write + TTL − margin. */
 export class ClusterLease implements AsyncDisposable {
@@ -209,6 +202,8 @@ export class ClusterContest implements AsyncDisposable {
   private isClosed = false
   private closing: Promise<void> | undefined
   private readonly leases = new Set<ClusterLease>()
+  /** Claims on the wire: close() lets them land (and let go) before it closes the table, so none is left behind. */
+  private readonly claiming = new Set<Promise<unknown>>()
 
   /** @internal */
   constructor(
@@ -229,7 +224,7 @@ export class ClusterContest implements AsyncDisposable {
   /** Claim `subject` now if it is free or its claim expired (on this process's clock); otherwise its holder. */
   async tryClaim(subject: Subject, opts: ClusterClaimOptions): Promise<ClusterClaimResult> {
     opts = checkOptions(opts, CLAIM_OPTIONS, "tryClaim", { required: ["ttlMs"] })
-    return this.claimOnce(subject, opts)
+    return this.track(this.claimOnce(subject, opts))
   }
 
   /** Wait until `subject` can be claimed, then claim it: woken by the bucket's watch (a release) or the holder's expiry. */
@@ -238,7 +233,7 @@ export class ClusterContest implements AsyncDisposable {
     const wait = new ClaimWait(subject, opts, this.bucket) // over each request: a server that does not answer too
     for (;;) {
       opts.signal?.throwIfAborted()
-      const r = await wait.within(this.claimOnce(subject, opts), letGo)
+      const r = await wait.within(this.track(this.claimOnce(subject, opts)), letGo)
       if (r.claimed) return r.lease
       const h = holderRefs.get((wait.holder = r.holder))!
       if (performance.now() >= wait.deadline) throw wait.timedOut()
@@ -280,12 +275,16 @@ export class ClusterContest implements AsyncDisposable {
     return s
   }
 
-  /** Leave: leases released (best effort), waits rejected; the bucket stays. One promise for every call. */
+  /**
+   * Leave: claims on the wire landed and let go, leases released (best effort), waits rejected; the bucket stays.
+   * One promise for every call.
+   */
   close(): Promise<void> {
     return (this.closing ??= this.leave())
   }
   private async leave() {
     this.isClosed = true
+    await Promise.allSettled(this.claiming)
     await Promise.all([...this.leases].map((l) => l.release().catch(() => false)))
     await this.table.close()
     this.unmark()
@@ -334,11 +333,16 @@ export class ClusterContest implements AsyncDisposable {
     return this.table
   }
 
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.claiming.add(p)
+    return p.finally(() => this.claiming.delete(p))
+  }
+
   private async claimOnce(subject: Subject, opts: ClusterClaimOptions): Promise<ClusterClaimResult> {
     const kind = checkKind(subject)
-    const label = encode(subject.label, "label", 96)
+    const label = encodeField(subject.label, "label", 96)
     const owner = opts.owner ?? ""
-    encode(owner, "owner", 64)
+    encodeField(owner, "owner", 64)
     const ttlMs = this.checkTtl(opts.ttlMs)
     const trace = claimContext(opts, "tryClaim") // undefined: no context
     const r = await this.guard(() => this.handle().tryClaim(kind, label, owner, ttlMs, trace))
@@ -389,19 +393,6 @@ export class ClusterContest implements AsyncDisposable {
 }
 
 const holderRefs = new WeakMap<ClusterHolder, KvHolder>()
-
-function encode(s: string, field: "label" | "owner", limit: number): Uint8Array {
-  if (typeof s !== "string") throw new InvalidSubjectError(`${field} must be a string, got ${typeof s}`)
-  const b = encoder.encode(checkWellFormed(s, field))
-  if (b.length > limit)
-    throw new ContestFrameTooLargeError(
-      `${field} is ${b.length} bytes; the limit is ${limit}. Use a shorter ${field}, e.g. a hash.`,
-      field,
-      limit,
-      b.length,
-    )
-  return b
-}
 
 const CLAIM_FIELDS = { owner: true, ttlMs: true, traceparent: true, tracestate: true } as const
 const CLAIM_OPTIONS = optionNames<ClusterClaimOptions>(CLAIM_FIELDS)

@@ -1,6 +1,7 @@
 // What local and cluster contests share: the subject, and the checks of what callers pass.
 import { checkNumber, MAX_TIMER_MS, type NameRule, type NumberRule } from "../kit/index.ts"
-import { ContestOpenError, InvalidSubjectError } from "./errors.ts"
+import { checkWellFormed } from "../core/internal.ts"
+import { ContestFrameTooLargeError, ContestOpenError, InvalidSubjectError } from "./errors.ts"
 
 /** What is contested: a kind (a small integer namespace) and a label. Different kinds never compete. */
 export interface Subject {
@@ -46,4 +47,20 @@ export function waitDeadline(opts: { timeoutMs?: number; signal?: AbortSignal })
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))
     throw new TypeError("signal must be an AbortSignal")
   return opts.timeoutMs === undefined ? Infinity : performance.now() + opts.timeoutMs
+}
+
+const encoder = new TextEncoder()
+
+/** A cluster claim's label or owner as UTF-8: a string, well formed, at most `limit` bytes. */
+export function encodeField(s: string, field: "label" | "owner", limit: number): Uint8Array {
+  if (typeof s !== "string") throw new InvalidSubjectError(`${field} must be a string, got ${typeof s}`)
+  const b = encoder.encode(checkWellFormed(s, field))
+  if (b.length > limit)
+    throw new ContestFrameTooLargeError(
+      `${field} is ${b.length} bytes; the limit is ${limit}. Use a shorter ${field}, e.g. a hash.`,
+      field,
+      limit,
+      b.length,
+    )
+  return b
 }

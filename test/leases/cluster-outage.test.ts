@@ -11,7 +11,7 @@ import {
   TimeoutError,
 } from "../../src/leases/index.ts"
 import { nats as viaNats } from "../../src/nats/index.ts"
-import { busName, rejection } from "../support/helpers.ts"
+import { busName, rejection, until } from "../support/helpers.ts"
 import { natsPerFile, natsRelay, natsSkipReason, startNats } from "../support/nats.ts"
 
 const skip = natsSkipReason()
@@ -111,5 +111,21 @@ describe.skipIf(skip !== null)("a cluster contest when the link fails", () => {
       if (typeof r !== "string") expect(r).toBeInstanceOf(ContestClosedError)
     }
     expect(seen.has("ContestClosedError")).toBe(true)
+  }, 30_000)
+
+  test("a claim whose write landed but whose answer had not come back at close is let go: no claim held", async () => {
+    const name = busName("ghost")
+    const watcher = await open(name)
+    const relay = await natsRelay(nats.url)
+    nats.cleanup.push(relay.close)
+    const c = await Contest.open(name, { remote: viaNats(relay.url) })
+    const answers = relay.holdAfter("PUB $KV.") // the claim's write (not the read before it) goes through, its answer waits
+    const claiming = rejection(c.tryClaim(S, { owner: "closer", ttlMs: TTL }))
+    await until(async () => (await watcher.holders()).length === 1, "the claim's write landed")
+    const closing = c.close()
+    answers.release()
+    await closing
+    expect(await claiming).toBeInstanceOf(ContestClosedError)
+    expect(await watcher.holders()).toEqual([]) // not held for its TTL by a process that left
   }, 30_000)
 })

@@ -119,13 +119,16 @@ async function startNatsOn(
  * A TCP relay to the nats-server at `url`, so one client's link can be cut while the others keep theirs: `cut()`
  * closes every connection through it and refuses new ones until `restore()`; `cutOn(text)` closes, once, the
  * connection whose client next sends a chunk containing `text` (dropped: a request lost at the moment it was sent),
- * and lets the client connect again; `close()` ends it.
+ * and lets the client connect again; `holdAfter(text)` holds back what the server sends once a client sent `text` (its
+ * answer on the wire, not lost) until the `release()` it returns; `close()` ends it.
  */
 export async function natsRelay(url: string) {
   const { hostname, port } = new URL(url)
   const open = new Set<Socket>()
   let down = false
   let trigger: { text: string; cut: () => void } | undefined
+  let holdOn: string | undefined
+  let held: [Socket, Buffer][] | undefined
   const server = createServer((client) => {
     if (down) return void client.destroy()
     const upstream = tcpConnect(Number(port), hostname)
@@ -136,8 +139,8 @@ export async function natsRelay(url: string) {
       open.add(s)
       s.on("error", () => {})
       s.on("close", () => (open.delete(s), other.destroy()))
-      if (s === upstream) s.pipe(other)
     }
+    upstream.on("data", (d: Buffer) => (held ? held.push([client, d]) : client.write(d)))
     client.on("data", (d: Buffer) => {
       if (trigger && d.toString("latin1").includes(trigger.text)) {
         const t = trigger
@@ -147,6 +150,7 @@ export async function natsRelay(url: string) {
         return t.cut()
       }
       upstream.write(d)
+      if (holdOn && d.toString("latin1").includes(holdOn)) (holdOn = undefined), (held = [])
     })
   })
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
@@ -160,6 +164,15 @@ export async function natsRelay(url: string) {
     restore: () => void (down = false),
     /** Resolves when it has cut the connection that sent `text`. */
     cutOn: (text: string) => new Promise<void>((cut) => void (trigger = { text, cut })),
+    holdAfter(text: string) {
+      holdOn = text
+      return {
+        release() {
+          for (const [to, d] of held ?? []) to.write(d)
+          holdOn = held = undefined
+        },
+      }
+    },
     close: () => new Promise<void>((resolve) => (cut(), server.close(() => resolve()))),
   }
 }
