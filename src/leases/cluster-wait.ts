@@ -29,12 +29,13 @@ export class ClaimWait {
   }
 
   /**
-   * `p`, unless the wait gives up first: then a TimeoutError at the deadline, or the signal's reason when it
-   * aborts; what `p` brings after that goes to `late` (a claim won meanwhile is let go).
+   * `p`, unless the wait gives up first: then a TimeoutError at the deadline (`timed`), or the signal's reason when
+   * it aborts; what `p` brings after that goes to `late` (a claim won meanwhile is let go).
    */
-  within<T>(p: Promise<T>, late: (v: T) => void = () => {}): Promise<T> {
+  within<T>(p: Promise<T>, late: (v: T) => void = () => {}, timed = true): Promise<T> {
     const { signal } = this.opts
-    if (this.deadline === Infinity && !signal) return p
+    const deadline = timed ? this.deadline : Infinity
+    if (deadline === Infinity && !signal) return p
     return new Promise<T>((resolve, reject) => {
       const settle = (f: () => void) => {
         clearTimeout(timer)
@@ -43,7 +44,7 @@ export class ClaimWait {
       }
       const giveUp = (e: unknown) => settle(() => (reject(e), p.then(late, () => {})))
       const abort = () => giveUp(signal!.reason)
-      const left = Math.min(this.deadline - performance.now(), MAX_TIMER_MS)
+      const left = Math.min(deadline - performance.now(), MAX_TIMER_MS)
       const timer = left === Infinity ? undefined : setTimeout(() => giveUp(this.timedOut()), Math.max(0, left))
       signal?.addEventListener("abort", abort, { once: true })
       if (signal?.aborted) abort()

@@ -231,9 +231,11 @@ export class ClusterContest implements AsyncDisposable {
   async claim(subject: Subject, opts: ClusterWaitOptions): Promise<ClusterLease> {
     opts = checkOptions(opts, WAIT_OPTIONS, "claim", { required: ["ttlMs"] })
     const wait = new ClaimWait(subject, opts, this.bucket) // over each request: a server that does not answer too
-    for (;;) {
+    for (let first = true; ; first = false) {
       opts.signal?.throwIfAborted()
-      const r = await wait.within(this.track(this.claimOnce(subject, opts)), letGo)
+      // timeoutMs 0 is one try, as in a local contest: that try is not raced against a deadline it cannot meet
+      const tried = this.track(this.claimOnce(subject, opts))
+      const r = await (first && opts.timeoutMs === 0 ? wait.within(tried, letGo, false) : wait.within(tried, letGo))
       if (r.claimed) return r.lease
       const h = holderRefs.get((wait.holder = r.holder))!
       if (performance.now() >= wait.deadline) throw wait.timedOut()

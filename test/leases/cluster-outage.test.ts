@@ -94,6 +94,18 @@ describe.skipIf(skip !== null)("a cluster contest when the link fails", () => {
     expect(await rejection(aborted)).toBe(reason)
   }, 30_000)
 
+  test("timeoutMs 0 is one try, as in a local contest: a free subject is claimed, a held one is TimeoutError", async () => {
+    const name = busName("once")
+    const c = await open(name)
+    const lease = await c.claim(S, { owner: "once", ttlMs: TTL, timeoutMs: 0 })
+    expect(lease.held).toBe(true)
+    const other = await open(name)
+    const e = await rejection(other.claim(S, { owner: "other", ttlMs: TTL, timeoutMs: 0 }))
+    expect(e).toBeInstanceOf(TimeoutError)
+    expect((e as Error).message).toContain("is still held by once")
+    expect(await lease.release()).toBe(true)
+  })
+
   test("a tryClaim in flight when its contest is closed rejects with ContestClosedError", async () => {
     const name = busName("close")
     const seen = new Set<string>()
