@@ -72,7 +72,12 @@ const startedBy = process.ppid
  * which dies of it without passing it on, and a kill -9 of bunx or npx leaves its child; the command would run on
  * under init, its port held. `off` forgets them all.
  */
-export function untilStopped(name: string): { stopped: Promise<void>; off: () => void } {
+export function untilStopped(name: string): {
+  stopped: Promise<void>
+  off: () => void
+  /** Waits `ms`, or less if it is stopped meanwhile: whether it was. */
+  pause: (ms: number) => Promise<boolean>
+} {
   const { promise: stopped, resolve } = Promise.withResolvers<void>()
   let orphaned: ReturnType<typeof setInterval> | undefined
   const off = () => {
@@ -97,5 +102,12 @@ export function untilStopped(name: string): { stopped: Promise<void>; off: () =>
     }, 1000)
     orphaned.unref()
   }
-  return { stopped, off }
+  const pause = async (ms: number) => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const tick = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)))
+    const was = await Promise.race([stopped.then(() => true), tick])
+    clearTimeout(timer)
+    return was
+  }
+  return { stopped, off, pause }
 }

@@ -21,14 +21,10 @@ export async function top({ values, positionals, mono, print }: HostArgs): Promi
   }
   // a terminal's screen is redrawn; a pipe or a file gets each frame after the one before
   const clear = process.stdout.isTTY ? "\x1b[H\x1b[2J" : "\n"
-  const { stopped } = untilStopped("top")
+  const { pause } = untilStopped("top")
   for (;;) {
     print(`${clear}${topFrame(discover(name), prev, mono, name)}`)
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const tick = new Promise<"tick">((r) => (timer = setTimeout(() => r("tick"), 1000)))
-    const why = await Promise.race([stopped.then(() => "stop" as const), tick])
-    clearTimeout(timer)
-    if (why === "stop") return 0
+    if (await pause(1000)) return 0
   }
 }
 

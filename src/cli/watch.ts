@@ -97,7 +97,7 @@ export async function redraw<T>(
     return 0
   }
   const tty = process.stdout.isTTY === true
-  const { stopped } = untilStopped("status")
+  const { pause } = untilStopped("status")
   let report: T | Error = first
   for (;;) {
     const text =
@@ -106,11 +106,7 @@ export async function redraw<T>(
         : draw(report, tty ? (process.stdout.columns ?? 120) : Infinity)
     // On a terminal each frame replaces the last; into a pipe or file they follow one another, like vmstat 1.
     process.stdout.write(tty ? `\x1b[H\x1b[2J${text}` : `${text}\n`)
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const tick = new Promise<"tick">((r) => (timer = setTimeout(() => r("tick"), EVERY_MS)))
-    const why = await Promise.race([stopped.then(() => "stop" as const), tick])
-    clearTimeout(timer)
-    if (why === "stop") return 0
+    if (await pause(EVERY_MS)) return 0
     report = await next()
   }
 }

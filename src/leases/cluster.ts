@@ -235,7 +235,7 @@ export class ClusterContest implements AsyncDisposable {
       opts.signal?.throwIfAborted()
       // timeoutMs 0 is one try, as in a local contest: that try is not raced against a deadline it cannot meet
       const tried = this.track(this.claimOnce(subject, opts))
-      const r = await (first && opts.timeoutMs === 0 ? wait.within(tried, letGo, false) : wait.within(tried, letGo))
+      const r = await wait.within(tried, letGo, !(first && opts.timeoutMs === 0))
       if (r.claimed) return r.lease
       const h = holderRefs.get((wait.holder = r.holder))!
       if (performance.now() >= wait.deadline) throw wait.timedOut()

@@ -34,9 +34,8 @@ export class Router {
   /** The pin used last: using it again needs no reordering. */
   private newest: string | null = null
   private readonly counts = { routingErrors: 0, droppedMessages: 0, sessionsDropped: 0 }
-  private readonly inbox: BusMessage[] = []
-  /** Each queued message's size (its line's length), and their sum. */
-  private readonly inboxSizes: number[] = []
+  /** What messages() has not taken yet, each with its size (the length of the line it came in); their sum. */
+  private readonly inbox: { message: BusMessage; size: number }[] = []
   private inboxSize = 0
   private readonly inboxWaiters: ((r: IteratorResult<BusMessage>) => void)[] = []
   readonly events = new Emitter<StdioBusEvents>()
@@ -210,10 +209,10 @@ export class Router {
 
   /** The next message for messages(): waits for one; done once the bus is stopped. */
   nextMessage(): Promise<IteratorResult<BusMessage>> {
-    const value = this.inbox.shift()
-    if (value) {
-      this.inboxSize -= this.inboxSizes.shift()!
-      return Promise.resolve({ value, done: false })
+    const queued = this.inbox.shift()
+    if (queued) {
+      this.inboxSize -= queued.size
+      return Promise.resolve({ value: queued.message, done: false })
     }
     const state = this.lifecycle.state
     if (state === "stopped" || state === "created") return Promise.resolve({ value: undefined, done: true })
@@ -232,12 +231,10 @@ export class Router {
       this.inbox.length > 0 &&
       (this.inbox.length >= MESSAGE_QUEUE_MAX || this.inboxSize + size > MESSAGE_QUEUE_SIZE_MAX)
     ) {
-      this.inbox.shift()
-      this.inboxSize -= this.inboxSizes.shift()!
+      this.inboxSize -= this.inbox.shift()!.size
       this.counts.droppedMessages++
     }
-    this.inbox.push(m)
-    this.inboxSizes.push(size)
+    this.inbox.push({ message: m, size })
     this.inboxSize += size
   }
 
