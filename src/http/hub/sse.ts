@@ -174,27 +174,26 @@ export class SseHub {
 
   /**
    * Sends `client` what the ring holds after `from`, synchronously, so the live stream cannot interleave: the
-   * replay reads up to the ring's tail, which is at or past every event the live stream has handed out, and
-   * the live stream then skips what the replay sent (ids ≤ client.after). So each event arrives once, in order.
+   * replay reads up to the ring's tail, at or past every event the live stream has handed out, and the live stream
+   * then skips ids ≤ client.after: what the replay sent, and what the client says it has (an id from app.emit, or
+   * the tail, can be ahead of the live stream). So each event arrives once, in order.
    */
   private replay(client: SseClient, from: number | "oldest", lastId: string | null) {
     const want = client.want!
+    const tail = typeof from === "number" ? this.topic!.stats().tail : 0 // before the replay opens (see below)
     let sub: Subscription
     try {
       sub = this.topic!.subscribe(typeFilter(want), { queue: REPLAY_QUEUE, idle: "park", from })
     } catch (e) {
       if (!(e instanceof TopicFullError)) throw e
-      this.deliver(
-        client,
-        laggedFrame({
-          lastEventId: lastId,
-          reason: "the hub cannot replay now (the topic has no free subscriber entry)",
-        }),
-      )
+      const reason = "the hub cannot replay now (the topic has no free subscriber entry)"
+      this.deliver(client, laggedFrame({ lastEventId: lastId, reason }))
       return
     }
     try {
       if (sub.restarted) this.deliver(client, laggedFrame({ lastEventId: lastId, ...notResumable(from, this.topic!) }))
+      // else it starts right after the event at `from` (issued: below `tail`), or at `from` (the tail as it opened)
+      else if (typeof from === "number") client.after = from < tail ? from : from - 1
       for (let batch = sub.poll(); batch.count > 0 && client.stream.isOpen; batch = sub.poll()) {
         for (const ev of batch) {
           client.after = ev.id
