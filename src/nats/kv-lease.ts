@@ -37,13 +37,21 @@ interface Observed {
 }
 
 const WATCH_LINGER_MS = 2000
+/** Free keys nobody here waits on, kept so that claiming one again is one write (no read): the last this many. */
+const FREE_KEPT = 256
 
 const isWrongSequence = (e: unknown) =>
   (e as { code?: unknown })?.code === 10071 || /wrong last sequence/.test(String((e as Error)?.message))
 
 /** One contest object's view of its bucket: the writes of §12.3 and the watches that wake waiting claims. */
 export class KvLeaseTable implements LeaseTable {
+  /**
+   * The keys held (their seenAt judges expiry, §12.4), waited on or watched, and the last FREE_KEPT free ones, least
+   * recently noted first; a key absent, deleted or purged is forgotten once nobody here waits on it or watches it.
+   */
   private readonly seen = new Map<string, Observed>()
+  /** seen's size past which its free keys beyond FREE_KEPT are dropped (twice what was kept, so amortised O(1)). */
+  private trimAt = 4 * FREE_KEPT
   private readonly waiters = new Map<string, Set<() => void>>()
   /** A watch per key someone here waits on, kept a while after the last waiter left (a contended key is waited on again soon). */
   private readonly watches = new Map<string, { stop(): void; idle?: ReturnType<typeof setTimeout> }>()
@@ -310,6 +318,7 @@ export class KvLeaseTable implements LeaseTable {
       if (this.watches.get(key) !== w) return
       this.watches.delete(key)
       w.stop()
+      if (this.seen.get(key)?.value === null) this.seen.delete(key)
     }, WATCH_LINGER_MS)
     w.idle.unref?.()
   }
@@ -343,9 +352,25 @@ export class KvLeaseTable implements LeaseTable {
     const had = this.seen.get(key)
     if (had && had.revision >= revision && revision !== 0) return had
     const o = { revision, seenAt: performance.now(), value }
-    this.seen.set(key, o)
+    this.seen.delete(key) // last noted last
+    if (value !== null || this.waiters.has(key) || this.watches.has(key)) this.seen.set(key, o)
     if (had?.revision !== revision) for (const w of [...(this.waiters.get(key) ?? [])]) w()
+    if (this.seen.size > this.trimAt) this.trim()
     return o
+  }
+
+  // A free key's entry only saves a read when it is claimed again; a held one's seenAt must stay (§12.4).
+  private trim() {
+    let free = 0
+    for (const [key, o] of this.seen)
+      if (o.value?.state === "free" && !this.waiters.has(key) && !this.watches.has(key)) free++
+    for (const [key, o] of this.seen) {
+      if (free <= FREE_KEPT) break
+      if (o.value?.state !== "free" || this.waiters.has(key) || this.watches.has(key)) continue
+      this.seen.delete(key)
+      free--
+    }
+    this.trimAt = Math.max(4 * FREE_KEPT, 2 * this.seen.size)
   }
 }
 
