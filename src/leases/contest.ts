@@ -2,7 +2,6 @@
 // The table, its atomics and death detection are in C (csrc/lease_*.c, docs/PROTOCOL.md §7); this file turns
 // its results into leases (lease.ts), holders and errors, and waits without polling (waiter.ts: a C thread
 // sleeps on a futex and rings an eventfd that Bun's event loop watches).
-import { checkWellFormed } from "../core/internal.ts"
 import {
   checkNumber,
   checkOptions,
@@ -32,7 +31,7 @@ import {
 } from "../native/ffi.ts"
 import { ContestClosedError, ContestFrameTooLargeError, ContestFullError, InvalidSubjectError } from "./errors.ts"
 import { type ClaimedFrom, type ClaimRef, Lease, LEASE_KEY } from "./lease.ts"
-import { checkKind, describe, waitDeadline, MAX_TTL_MS, NOW_MS, type Subject } from "./subject.ts"
+import { checkKind, describe, waitDeadline, MAX_TTL_MS, NOW_MS, type Subject, wellFormed } from "./subject.ts"
 import { Waiters } from "./waiter.ts"
 import { checkOpen, openTable } from "./contest-open.ts"
 import {
@@ -352,7 +351,7 @@ export class Contest implements Disposable {
     let b = this.bytes.get(s)
     if (!b) {
       if (typeof s !== "string") throw new InvalidSubjectError(`${field} must be a string, got ${typeof s}`)
-      b = encoder.encode(checkWellFormed(s, field))
+      b = encoder.encode(wellFormed(s, field))
       if (this.bytes.size > 4096) this.bytes.clear()
       this.bytes.set(s, b)
     }

@@ -16,7 +16,7 @@ export class ContestFrameTooLargeError extends SlotBusError {
   }
 }
 
-/** The subject is malformed (kind not a u32 integer, label not a string). */
+/** The subject is malformed (kind not a u32 integer, label not a string or with a lone surrogate). */
 export class InvalidSubjectError extends SlotBusError {}
 
 /** The contest's subject table is full: open it (after every member left) with a larger `capacity`. */

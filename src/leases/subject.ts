@@ -51,10 +51,21 @@ export function waitDeadline(opts: { timeoutMs?: number; signal?: AbortSignal })
 
 const encoder = new TextEncoder()
 
+/**
+ * A label or owner checked well formed: a label with a lone surrogate, which UTF-8 cannot carry (two such labels
+ * would encode alike), is not a subject (InvalidSubjectError); such an owner is a TypeError.
+ */
+export function wellFormed(s: string, field: "label" | "owner"): string {
+  if (field === "owner" || s.isWellFormed()) return checkWellFormed(s, field)
+  throw new InvalidSubjectError(
+    `subject label has a lone surrogate (${JSON.stringify(s)}), which UTF-8 cannot carry; pass well-formed text`,
+  )
+}
+
 /** A cluster claim's label or owner as UTF-8: a string, well formed, at most `limit` bytes. */
 export function encodeField(s: string, field: "label" | "owner", limit: number): Uint8Array {
   if (typeof s !== "string") throw new InvalidSubjectError(`${field} must be a string, got ${typeof s}`)
-  const b = encoder.encode(checkWellFormed(s, field))
+  const b = encoder.encode(wellFormed(s, field))
   if (b.length > limit)
     throw new ContestFrameTooLargeError(
       `${field} is ${b.length} bytes; the limit is ${limit}. Use a shorter ${field}, e.g. a hash.`,

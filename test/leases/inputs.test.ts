@@ -1,5 +1,6 @@
-// Bad input is a typed error thrown before any native call: lone surrogates are TypeError, bad numbers
-// RangeError (or TypeError when not a number), unknown options TypeError naming them; the contest serves on.
+// Bad input is a typed error thrown before any native call: a label with a lone surrogate is InvalidSubjectError (an
+// owner's a TypeError), bad numbers RangeError (or TypeError when not a number), unknown options TypeError naming
+// them; the contest serves on.
 import { afterAll, beforeAll, expect, test } from "bun:test"
 import { Contest, InvalidSubjectError } from "../../src/leases/index.ts"
 import { busName } from "../support/helpers.ts"
@@ -10,10 +11,10 @@ afterAll(() => c.close())
 const s = { kind: 1, label: "x" }
 
 test.each([
-  ["a label with a lone high surrogate", () => c.tryClaim({ kind: 1, label: "a\uD800" }), TypeError],
-  ["a label with a lone low surrogate", () => c.tryClaim({ kind: 1, label: "\uDC00" }), TypeError],
+  ["a label with a lone high surrogate", () => c.tryClaim({ kind: 1, label: "a\uD800" }), InvalidSubjectError],
+  ["a label with a lone low surrogate", () => c.tryClaim({ kind: 1, label: "\uDC00" }), InvalidSubjectError],
   ["an owner with a lone surrogate", () => c.tryClaim(s, { owner: "\uD83D" }), TypeError],
-  ["a reset of a label with a lone surrogate", () => c.reset({ kind: 1, label: "\uD800" }), TypeError],
+  ["a reset of a label with a lone surrogate", () => c.reset({ kind: 1, label: "\uD800" }), InvalidSubjectError],
   ["ttlMs NaN", () => c.tryClaim(s, { ttlMs: NaN }), RangeError],
   ["ttlMs negative", () => c.tryClaim(s, { ttlMs: -1 }), RangeError],
   ["ttlMs 0 (before: a lease with no TTL at all)", () => c.tryClaim(s, { ttlMs: 0 }), RangeError],
@@ -30,6 +31,10 @@ test.each([
   const before = c.stats().claims
   expect(f).toThrow(type)
   expect(c.stats().claims).toBe(before)
+})
+
+test("a label with a lone surrogate says why: UTF-8 cannot carry it", () => {
+  expect(() => c.tryClaim({ kind: 1, label: "a\uD800" })).toThrow(/subject label has a lone surrogate/)
 })
 
 test.each([

@@ -15,6 +15,7 @@ import {
   type ContestOpenError,
   ContestUnavailableError,
   type ClusterLease,
+  InvalidSubjectError,
   LeaseLostError,
   NotFoundError,
   ProtocolError,
@@ -223,6 +224,21 @@ describe.skipIf(skip !== null)("a cluster contest on JetStream KV", () => {
     expect(await rejection(a.tryClaim(S, {} as never))).toBeInstanceOf(TypeError)
     expect(await rejection(a.tryClaim(S, { ttlMs: 200 }))).toBeInstanceOf(RangeError) // margin 102: 2 × 102 > 200
     expect(await rejection(a.claim(S, { ttlMs: 1000, timout: 5 } as never))).toBeInstanceOf(TypeError)
+    expect(await a.holders()).toEqual([])
+  }, 30_000)
+
+  test("a label with a lone surrogate is InvalidSubjectError saying why, as on a local contest; an owner's is a TypeError", async () => {
+    await using a = await open(busName("kv"))
+    for (const label of ["\uD800", "a\uDC00"]) {
+      for (const err of [
+        await rejection(a.tryClaim({ kind: 1, label }, { ttlMs: 1000 })),
+        await rejection(a.claim({ kind: 1, label }, { ttlMs: 1000, timeoutMs: 0 })),
+      ]) {
+        expect(err).toBeInstanceOf(InvalidSubjectError) // before: TypeError
+        expect((err as Error).message).toContain("lone surrogate")
+      }
+    }
+    expect(await rejection(a.tryClaim(S, { ttlMs: 1000, owner: "\uD83D" }))).toBeInstanceOf(TypeError)
     expect(await a.holders()).toEqual([])
   }, 30_000)
 
