@@ -15,6 +15,7 @@ import {
   type TransportOptions,
 } from "../core/internal.ts"
 import {
+  clampHeartbeat,
   guarded,
   ID,
   newId,
@@ -52,6 +53,11 @@ class NatsPeer implements RemotePeer {
   state = "serving"
   /** Its presence's epoch (§10.3): a new one says answers it made may have been lost. */
   epoch = 0
+  /**
+   * Silent this long, it is gone (§10.3): the hub's peerTimeoutMs, or 4 × the heartbeatMs its presence announces if
+   * longer, so a worker that announces itself less often than the hub checks is not counted gone between two.
+   */
+  patience: number
   /** It refused a request as running its slots already (§10.2): sent nothing more until it answers or announces. */
   full = false
   /** Its request subject, made once. */
@@ -71,8 +77,10 @@ class NatsPeer implements RemotePeer {
     readonly slots: number,
     private readonly hub: NatsHub,
     subject: string,
+    patience: number,
   ) {
     this.subject = subject
+    this.patience = patience
   }
   send(p: RemoteCall, payload: Uint8Array, headLen: number) {
     this.hub.send(this, p, payload, headLen)
@@ -140,7 +148,7 @@ class NatsHub implements RemoteLink {
       const now = performance.now()
       const late = stalled()
       for (const peer of this.peers.values())
-        if (now - (peer.seen = Math.min(now, peer.seen + late)) > this.peerTimeoutMs - tick)
+        if (now - (peer.seen = Math.min(now, peer.seen + late)) > peer.patience - tick)
           this.gone(peer, `sent no heartbeat for ${Math.round(now - peer.seen)}ms`)
       // a lost grant costs one heartbeat (§10.4)
       if (now - this.lastRegrant >= this.heartbeatMs) {
@@ -168,6 +176,10 @@ class NatsHub implements RemoteLink {
   private onPresence(msg: Msg) {
     const p = readPresence(msg.data)
     if (!p || typeof p.worker !== "string" || !ID.test(p.worker)) return this.host.rejected()
+    // its heartbeat, if it says (a worker of before does not): its patience, for at most 4 minutes (§10.1)
+    const hb = p.heartbeatMs
+    if (hb !== undefined && !(typeof hb === "number" && hb > 0)) return this.host.rejected()
+    const patience = hb === undefined ? this.peerTimeoutMs : Math.max(this.peerTimeoutMs, 4 * clampHeartbeat(hb))
     let peer = this.peers.get(p.worker)
     const epoch = Number.isSafeInteger(p.epoch) ? (p.epoch as number) : 0
     if (peer && peer.epoch !== epoch) {
@@ -183,6 +195,7 @@ class NatsHub implements RemoteLink {
       // once they have settled, or when its heartbeats stop; a forged "leaving" costs it new requests until its next
       peer.state = "leaving"
       peer.seen = performance.now()
+      peer.patience = patience
       return this.settled(peer)
     }
     if (!peer) {
@@ -191,7 +204,7 @@ class NatsHub implements RemoteLink {
       const pid = Number.isInteger(p.pid) ? (p.pid as number) : 0
       // anyone may publish a presence: its host goes into errors and logs with control characters escaped
       const host = typeof p.host === "string" ? printable(p.host.slice(0, 255)) : "?"
-      peer = new NatsPeer(p.worker, host, pid, slots, this, this.s.req(p.worker))
+      peer = new NatsPeer(p.worker, host, pid, slots, this, this.s.req(p.worker), patience)
       peer.epoch = epoch
       this.peers.set(peer.id, peer)
       peer.state = p.state === "draining" ? "draining" : "serving"
@@ -205,6 +218,7 @@ class NatsHub implements RemoteLink {
       }
     }
     peer.seen = performance.now()
+    peer.patience = patience
     peer.state = p.state === "draining" ? "draining" : "serving"
     if (full) this.host.ready(peer)
   }

@@ -108,6 +108,8 @@ export interface WorkerPresence {
   state: "serving" | "draining" | "leaving"
   /** Changed each time the worker's connection came back (§10.3). */
   epoch: number
+  /** How often it announces itself: a hub counts it gone no sooner than 4 × this (§10.3). */
+  heartbeatMs: number
 }
 export interface HubPresence {
   v: 1

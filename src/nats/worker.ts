@@ -93,7 +93,16 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
   const refused = () => void rejected++
 
   const announce = () => {
-    const p: WorkerPresence = { v: 1, worker: id, host: opts.host ?? HOST, pid: process.pid, slots, state, epoch }
+    const p: WorkerPresence = {
+      v: 1,
+      worker: id,
+      host: opts.host ?? HOST,
+      pid: process.pid,
+      slots,
+      state,
+      epoch,
+      heartbeatMs: opts.heartbeatMs,
+    }
     if (!nc.isClosed()) nc.publish(s.hb, JSON.stringify(p))
   }
 

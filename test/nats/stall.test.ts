@@ -92,4 +92,28 @@ describe.skipIf(skip !== null)("a process that stalls longer than its peers' pat
       },
       30_000,
     )
+
+  for (const runtime of PEER_RUNTIMES)
+    test.skipIf(peerSkip(runtime) !== null)(
+      `a ${runtime} worker that announces itself every 1 s is not counted gone between two by a hub of 100 ms, nor kept once dead`,
+      async () => {
+        // before: the hub's own 400 ms patience dropped the worker ~400 ms after each presence and failed its request
+        // in flight with WorkerGoneError, though the worker's heartbeatMs promises 4 × 1 s (docs/PROTOCOL.md §10.3)
+        const bus = await SlotBus.listen(busName("stall-slow-hb"), { remote: viaNats(nats.url), heartbeatMs: 100 })
+        cleanup.push(() => bus.close({ drain: false }))
+        const leaves: number[] = []
+        bus.onWorker((e) => void (e.type === "leave" && leaves.push(e.worker.pid)))
+        const worker = await peerChild(runtime, "nats/nats-worker.ts", [bus.name, nats.url, "--heartbeat-ms=1000"])
+        cleanup.push(async () => void (await worker.kill()))
+        await worker.waitLine(/^ready \d+$/, 15_000)
+        await bus.waitForWorkers(1, 5000)
+        const slow = await bus.request({ path: "/slow/2500", body: "kept" }, { timeoutMs: 10_000 })
+        expect(slow.text()).toBe("kept")
+        expect(leaves).toEqual([])
+        expect(bus.workerCount).toBe(1)
+        await worker.kill("SIGKILL")
+        await until(() => bus.workerCount === 0, "the dead worker counted gone", 12_000) // 4 × 1 s, 3× margin
+      },
+      30_000,
+    )
 })

@@ -69,7 +69,8 @@ export interface ListenOptions {
   heartbeatMs?: number
   /**
    * With `remote`: a worker on another host is counted gone at most this long after its last heartbeat (a kill -9
-   * included), and its requests fail with WorkerGoneError. Default 4 × heartbeatMs (2000); at least 2 × heartbeatMs.
+   * included), and its requests fail with WorkerGoneError; or 4 × the worker's own heartbeatMs, if it announces that
+   * and it is longer. Default 4 × heartbeatMs (2000); at least 2 × heartbeatMs.
    */
   peerTimeoutMs?: number
   /**

@@ -42,7 +42,10 @@ export interface ConnectOptions {
    * Default: the machine's hostname (containers and VMs often share one).
    */
   host?: string
-  /** With `remote`: how often the worker announces itself; a hub counts it gone after 4× this. Default 500. */
+  /**
+   * With `remote`: how often the worker announces itself; a hub counts it gone after 4× this, or after the hub's
+   * peerTimeoutMs if that is longer. Default 500.
+   */
   heartbeatMs?: number
   /**
    * With `remote`: close (reason "hub-gone") once every hub this worker heard from went silent, as a worker on one
