@@ -24,7 +24,7 @@ app.get("/hello/:name", (req, res) => res.json({ hello: req.params.name, pid: pr
 app.post("/echo", express.json(), (req, res) => res.json(req.body))
 app.get("/health", (_req, res) => res.json({ workers: bus.workers.map((w) => w.pid) }))
 // one text a second at most, however often it is scraped; keep it off the public internet
-app.get("/metrics", nodeHandler({ fetch: metricsHandler([bus]) }))
+app.get("/metrics", metricsHandler([bus]))
 
 // instrument(): http_server_request_duration_seconds for every request, labelled with Express's route
 const server = http.createServer(instrument(app))

@@ -44,7 +44,7 @@ export {
   sameToken,
   writeTokenFile,
 } from "./host/token-file.ts"
-export { checkName, checkNumber, isThenable, NAME_CHARS, nameProblem } from "./checks/value-check.ts"
+export { checkName, checkNumber, isNodeResponse, isThenable, NAME_CHARS, nameProblem } from "./checks/value-check.ts"
 export type { NameRule, NumberRule, ValueProblem } from "./checks/value-check.ts"
 export {
   activeContext,

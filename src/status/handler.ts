@@ -1,9 +1,11 @@
 // /metrics on a route of the app's own server: the text serveStatus's GET /metrics answers (this process's series,
-// then its sources'), as a function and as a handler for Bun.serve's routes, Hono or Elysia. A shared front (several
+// then its sources'), as a function and as a handler for Bun.serve's routes, Hono or Elysia, and for node:http or
+// Express (the same handler: told apart at each call by its second argument, node:http's ServerResponse). A shared front (several
 // processes on one reusePort port, docs/PROTOCOL.md §15) labels every series it writes `front="<its index>"`.
+import type { IncomingMessage, ServerResponse } from "node:http"
 import { frontIndexOf } from "../core/internal.ts"
-import { checkOptions, hasMetrics, optionNames, selfFamilies, type MetricFamily } from "../kit/index.ts"
-import { familiesOf, metricsAnswer, metricsMaxAge, renderMetrics, sharedScrape } from "./metrics.ts"
+import { checkOptions, hasMetrics, isNodeResponse, optionNames, selfFamilies, type MetricFamily } from "../kit/index.ts"
+import { familiesOf, metricsAnswer, metricsMaxAge, metricsNodeAnswer, renderMetrics, sharedScrape } from "./metrics.ts"
 
 export interface MetricsHandlerOptions {
   /**
@@ -50,24 +52,38 @@ export function metricsText(sources: unknown[]): Promise<string> {
 }
 
 /**
- * A handler answering GET and HEAD with `metricsText(sources)` (405 otherwise), for any route of the app's server:
- * `routes: { "/metrics": metricsHandler([bus]) }`, Hono's `app.get("/metrics", (c) => metrics(c.req.raw))`. Its text
- * is computed once for the scrapes of `maxAgeMs` (default 1 s), and gzipped once for those that take gzip. It
- * answers whoever reaches the route: keep it private (docs/api.md, Metrics).
+ * metricsHandler's handler, both ways: a Request's Response (Bun.serve's routes, Hono, Elysia), or node:http's
+ * `(req, res)` written to `res` (Express's `(req, res, next)`: `next` is not called), settled once written.
  */
-export function metricsHandler(
-  sources: unknown[],
-  options?: MetricsHandlerOptions,
-): (req: Request) => Promise<Response> {
+export interface MetricsHandler {
+  (req: Request): Promise<Response>
+  // the node:http form last: a framework's handler type (Express's) is inferred from the last signature
+  (req: IncomingMessage, res: ServerResponse, next?: unknown): Promise<void>
+}
+
+/**
+ * A handler answering GET and HEAD with `metricsText(sources)` (405 otherwise), for any route of the app's server:
+ * `routes: { "/metrics": metricsHandler([bus]) }`, Hono's `app.get("/metrics", (c) => metrics(c.req.raw))`, Express's
+ * `app.get("/metrics", metricsHandler([bus]))` or node:http's `(req, res) => metrics(req, res)`. Its text is computed
+ * once for the scrapes of `maxAgeMs` (default 1 s), and gzipped once for those that take gzip. On node:http a failure
+ * to compute it is answered 500 (the Web form rejects: the app's error handler answers). It answers whoever reaches
+ * the route: keep it private (docs/api.md, Metrics).
+ */
+export function metricsHandler(sources: unknown[], options?: MetricsHandlerOptions): MetricsHandler {
   const checked = checkSources(sources, "metricsHandler")
   const o = checkOptions(options, HANDLER_OPTIONS, "metricsHandler")
   const scrape = sharedScrape(() => exposition(checked, true), metricsMaxAge(o.maxAgeMs, "maxAgeMs", "metricsHandler"))
-  return async (req) => {
+  return (async (req: Request | IncomingMessage, res?: unknown) => {
+    if (isNodeResponse(res)) return metricsNodeAnswer(req as IncomingMessage, res as ServerResponse, scrape)
+    if (!(typeof (req as Request)?.headers?.get === "function"))
+      throw new TypeError(
+        "metricsHandler's handler takes a Request, or node:http's (req, res): call it as handler(req) or handler(req, res)",
+      )
     if (req.method !== "GET" && req.method !== "HEAD")
       return Response.json(
         { error: "method-not-allowed", message: "/metrics takes GET, HEAD" },
         { status: 405, headers: { allow: "GET, HEAD" } },
       )
-    return metricsAnswer(req, scrape)
-  }
+    return metricsAnswer(req as Request, scrape)
+  }) as MetricsHandler
 }

@@ -4,6 +4,7 @@
 // that serves it computes the text once for every scrape that comes while it is computed and for a second after
 // (sharedScrape), with its UTF-8 bytes and, once a scrape asks for it, its gzipped copy: a client scraping in a loop
 // gets the same bytes, not the front's CPU, and Prometheus (Accept-Encoding: gzip) gets a copy ~30 times smaller.
+import type { IncomingMessage, ServerResponse } from "node:http"
 import { gzipSync } from "node:zlib"
 import { checkNumber, hasMetrics, MAX_TIMER_MS, METRICS, type MetricFamily, type MetricLabels } from "../kit/index.ts"
 
@@ -141,4 +142,55 @@ export async function metricsAnswer(req: Request, scrape: () => Promise<ScrapeTe
   if (req.method === "HEAD") return new Response(null, { headers })
   const s = await scrape()
   return new Response(gzip ? s.gzipped : s.bytes, { headers })
+}
+
+/**
+ * The same answer written to node:http's `res` (Express's too): 405 with Allow to a method other than GET and HEAD,
+ * and a failure to compute the text a 500 `{ error: "internal", message }` (the connection cut if the head is out by
+ * then). Settles once the answer is handed to the socket or the client is gone; it never rejects.
+ */
+export async function metricsNodeAnswer(
+  req: IncomingMessage,
+  res: ServerResponse,
+  scrape: () => Promise<ScrapeText>,
+): Promise<void> {
+  try {
+    if (req.method !== "GET" && req.method !== "HEAD")
+      return await written(res, 405, METHOD_NOT_ALLOWED, { allow: "GET, HEAD" })
+    const gzip = acceptsGzip(req.headers["accept-encoding"] ?? null)
+    const headers = gzip ? GZIP_HEADERS : METRICS_HEADERS
+    if (req.method === "HEAD") return await written(res, 200, null, headers)
+    const s = await scrape()
+    await written(res, 200, gzip ? s.gzipped : s.bytes, headers)
+  } catch (e) {
+    if (res.headersSent) return void res.destroy()
+    const message = String((e as Error)?.message ?? e)
+    await written(res, 500, encoder.encode(JSON.stringify({ error: "internal", message })), JSON_HEADERS).catch(() => {
+      res.destroy()
+    })
+  }
+}
+
+const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" }
+const METHOD_NOT_ALLOWED = encoder.encode(
+  JSON.stringify({ error: "method-not-allowed", message: "/metrics takes GET, HEAD" }),
+)
+
+/** `body` (null: none, a HEAD's) written with `status` and `headers`: settled once it is out or the client is gone. */
+function written(
+  res: ServerResponse,
+  status: number,
+  body: Uint8Array | null,
+  headers: Record<string, string>,
+): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("close", done)
+      resolve()
+    }
+    res.once("close", done)
+    res.writeHead(status, body === null ? headers : { ...headers, "content-length": String(body.length) })
+    if (body === null) res.end(done)
+    else res.end(body, done)
+  })
 }

@@ -28,6 +28,7 @@ import { instrument, SlotBus, type SlotHandler, SlotWorker, TimeoutError, traced
 import { Topic } from "slotbus/events"
 import { createHub, hubWorker } from "slotbus/http"
 import { Contest } from "slotbus/leases"
+import { metricsHandler } from "slotbus/status"
 import { StdioBus } from "slotbus/stdio"
 
 type IsAny<T> = 0 extends 1 & T ? true : false
@@ -59,7 +60,10 @@ export function fronts(): number[] {
   const a = Bun.serve({ port: 0, fetch: traced((req) => new Response(req.url)) })
   const b = Bun.serve({ port: 0, fetch: instrument(async (req: Request) => new Response(req.method)) })
   const c = Bun.serve({ port: 0, routes: instrument({ "/items/:id": (req) => Response.json(req.params.id) }) })
-  return [a.port ?? 0, b.port ?? 0, c.port ?? 0]
+  // metricsHandler as a route, bare and instrumented
+  const d = Bun.serve({ port: 0, routes: { "/metrics": metricsHandler([]) } })
+  const e = Bun.serve({ port: 0, routes: instrument({ "/metrics": metricsHandler([]) }) })
+  return [a.port ?? 0, b.port ?? 0, c.port ?? 0, d.port ?? 0, e.port ?? 0]
 }
 
 // branches returning { status, headers, body } literals with different headers keys, no annotation
@@ -228,7 +232,14 @@ app.get("/sum/:a/:b", async (req, res) => {
     else throw e
   }
 })
-app.get("/metrics", nodeHandler({ fetch: metricsHandler([bus, topic]) }))
+// /metrics: the handler as Express's route handler, node:http's listener and a Web handler (Hono's c.req.raw)
+const metrics = metricsHandler([bus, topic])
+app.get("/metrics", metrics)
+export const plain = http.createServer((req, res) => (req.url === "/metrics" ? metrics(req, res) : res.end()))
+export const web = async (req: Request): Promise<Response> => metrics(req)
+export const written = (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => metrics(req, res)
+// @ts-expect-error: node:http's req wants its res
+export const noResponse = (req: http.IncomingMessage) => metrics(req)
 
 // @ts-expect-error: add takes numbers
 export const wrongArgument = () => api.add("1", 2)

@@ -1,7 +1,9 @@
 // GET /metrics gzipped for a scrape that takes gzip (Prometheus sends Accept-Encoding: gzip): metricsHandler on the
-// app's own server (Bun.serve, or node:http under Node), serveStatus and the HTTP hub answer the shared text's gzipped
-// copy with Content-Encoding: gzip, and the text itself to a scrape that does not take gzip (none asked, q=0, another
-// coding). Read by fetch without decompression, and by a real Prometheus server.
+// app's own server (Bun.serve, or node:http under Node; an Express app's route and a plain node:http server's, under
+// both), serveStatus and the HTTP hub answer the shared text's gzipped copy with Content-Encoding: gzip, and the text
+// itself to a scrape that does not take gzip (none asked, q=0, another coding). Read by fetch without decompression,
+// and by a real Prometheus server. On node:http metricsHandler answers a POST 405, a failed computation 500, and
+// concurrent scrapes with one computation.
 import { afterAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -53,10 +55,18 @@ async function expectEncodings(url: string) {
   expect([head.encoding, head.body.length]).toEqual(["gzip", 0])
 }
 
-async function startFront(runtime: PeerRuntime, name: string): Promise<{ front: Child; app: string; status: string }> {
+interface Front {
+  front: Child
+  app: string
+  status: string
+  express: string
+  http: string
+}
+
+async function startFront(runtime: PeerRuntime, name: string): Promise<Front> {
   const front = await peerChild(runtime, "status/gzip-front.ts", [name])
-  const [, app, status] = await front.waitLine(/^ready (\S+) (\S+)$/, 30_000)
-  return { front, app: app!, status: status! }
+  const [, app, status, express, http] = await front.waitLine(/^ready (\S+) (\S+) (\S+) (\S+)$/, 30_000)
+  return { front, app: app!, status: status!, express: express!, http: http! }
 }
 
 async function stop(front: Child) {
@@ -78,6 +88,44 @@ describe.each(PEER_RUNTIMES)("a %s front", (runtime) => {
     },
     60_000,
   )
+
+  test.skipIf(peerSkip(runtime) !== null)(
+    "the same metricsHandler on an Express route and a plain node:http server: gzip or the text, HEAD, POST 405, a failed computation 500, concurrent scrapes one computation",
+    async () => {
+      const name = busName("gzn")
+      const { front, express, http } = await startFront(runtime, name)
+      try {
+        for (const base of [express, http]) {
+          await expectEncodings(`${base}/metrics`)
+          const text = await (await fetch(`${base}/metrics`)).text()
+          expect(text).toContain(`slotbus_requests_total{bus="${name}"} 0`)
+          const post = await fetch(`${base}/metrics`, { method: "POST" })
+          expect([post.status, post.headers.get("allow"), await post.json()]).toEqual([
+            405,
+            "GET, HEAD",
+            { error: "method-not-allowed", message: "/metrics takes GET, HEAD" },
+          ])
+        }
+        // the source's first computation throws: a 500 with what failed, the front still up, the next one computes
+        const failed = await fetch(`${http}/counted`)
+        expect(failed.status).toBe(500)
+        expect(await failed.json()).toMatchObject({ error: "internal" })
+        const texts = await Promise.all(
+          Array.from({ length: 8 }, async () => {
+            const res = await fetch(`${http}/counted`, { headers: { "accept-encoding": "gzip" }, decompress: false })
+            expect([res.status, res.headers.get("content-encoding")]).toEqual([200, "gzip"])
+            return gunzipSync(new Uint8Array(await res.arrayBuffer())).toString()
+          }),
+        )
+        expect(new Set(texts).size).toBe(1)
+        expect(texts[0]).toContain("\ntest_reads_total 2\n") // one computation after the failed one, for all 8
+        expect(front.running, front.output).toBe(true) // no unhandled rejection took it down
+      } finally {
+        await stop(front)
+      }
+    },
+    60_000,
+  )
 })
 
 test("the HTTP hub answers gzip to a scrape of /metrics that takes it, the text to others", async () => {
@@ -86,7 +134,7 @@ test("the HTTP hub answers gzip to a scrape of /metrics that takes it, the text 
 })
 
 test.skipIf(prometheusSkip !== null)(
-  "a real Prometheus reads the gzipped /metrics of Bun and Node fronts, on the app's port and serveStatus's",
+  "a real Prometheus reads the gzipped /metrics of Bun and Node fronts, on the app's port, an Express app's and serveStatus's",
   async () => {
     const runtimes = PEER_RUNTIMES.filter((r) => peerSkip(r) === null)
     const fronts = await Promise.all(
@@ -99,17 +147,17 @@ test.skipIf(prometheusSkip !== null)(
     dirs.push(dir)
     let prometheus: ReturnType<typeof startPrometheus> | undefined
     try {
-      const targets = fronts.flatMap((f) => [f.app, f.status].map((u) => `"${new URL(u).host}"`)).join(", ")
+      const targets = fronts.flatMap((f) => [f.app, f.status, f.express].map((u) => `"${new URL(u).host}"`)).join(", ")
       const config = `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: fronts\n    static_configs:\n      - targets: [${targets}]\n`
       prometheus = startPrometheus(dir, config)
       const { query, value } = prometheus
       await until(
-        async () => value(await query('count(up{job="fronts"} == 1)')) === fronts.length * 2,
+        async () => value(await query('count(up{job="fronts"} == 1)')) === fronts.length * 3,
         "Prometheus scraped every front's /metrics",
         30_000,
         200,
       )
-      for (const f of fronts) expect(value(await query(`count(slotbus_requests_total{bus="${f.name}"})`))).toBe(2)
+      for (const f of fronts) expect(value(await query(`count(slotbus_requests_total{bus="${f.name}"})`))).toBe(3)
     } finally {
       await prometheus?.stop()
       for (const f of fronts) await stop(f.front)

@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http"
 import {
   httpServer,
+  isNodeResponse,
   openExchange,
   otelTracing,
   receivedContext,
@@ -67,7 +68,7 @@ function fetchOrListener(fn: Handler & Listener) {
   const fetch = measured(fn, undefined)
   const listener = measuredListener(fn)
   return function (this: unknown, req: Request & IncomingMessage, second: ServerLike & ServerResponse) {
-    return typeof second?.writeHead === "function" ? Reflect.apply(listener, this, [req, second]) : fetch(req, second)
+    return isNodeResponse(second) ? Reflect.apply(listener, this, [req, second]) : fetch(req, second)
   }
 }
 

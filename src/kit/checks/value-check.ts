@@ -125,3 +125,10 @@ function shown(v: unknown): string {
  */
 export const isThenable = (out: unknown): out is PromiseLike<unknown> =>
   typeof (out as PromiseLike<unknown> | null)?.then === "function"
+
+/**
+ * Whether a handler's second argument is node:http's ServerResponse (Express's `res` too): it has `writeHead`, which
+ * Bun.serve's Server (the second argument of a fetch handler or route) has not. Their arity cannot tell them apart.
+ */
+export const isNodeResponse = (second: unknown): second is { writeHead: (...args: never[]) => unknown } =>
+  typeof (second as { writeHead?: unknown } | null | undefined)?.writeHead === "function"
