@@ -27,7 +27,15 @@ test("slotbus hub answers a head over 64 KiB 431 head-too-large and a body over 
     const head = await fetch(`${url}/items/1`, { headers: { "x-big": "y".repeat(70_000) } })
     expect([head.status, await head.json()]).toMatchObject([431, { error: "head-too-large" }])
     const body = await fetch(`${url}/items`, { method: "POST", body: "x".repeat(5000) })
-    expect([body.status, await body.json()]).toMatchObject([413, { error: "too-large" }])
+    expect([body.status, await body.json()]).toEqual([
+      413,
+      {
+        error: "too-large",
+        // the hub's own option (and its flag), not a bus's maxBodyBytes
+        message:
+          "request body is over the hub's limit of 4096 bytes; raise maxRequestBodyBytes in createHub's options (slotbus hub --max-body-bytes)",
+      },
+    ])
     const ok = await fetch(`${url}/items/1`, { headers: { "x-big": "y".repeat(20_000) } })
     expect(ok.status).toBe(200) // over Bun's default, under the hub's: served
     const health = (await (await fetch(`${url}/health`)).json()) as HubHealth

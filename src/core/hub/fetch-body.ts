@@ -39,6 +39,12 @@ export function asResponse(res: StreamedResponse | Response, bus: object): Respo
 const SMALL_BODY = 64 * 1024
 
 /**
+ * What a caller over the bus's body limit can change: the bus's option (bus.fetch, nodeHandler and bus.request all
+ * read it; nodeHandler has none of its own).
+ */
+export const RAISE_MAX_BODY = "raise maxBodyBytes in SlotBus.listen's options"
+
+/**
  * A Request's body, refused at `max` bytes: by its Content-Length before reading, or once more than that arrived.
  * Given up (cancelled where it can be) with TimeoutError once nothing of it came for `timeoutMs` (0: never; a small
  * body read at once, within `timeoutMs` of the start), or with `signal`'s reason when it aborts: a client that stops
@@ -54,9 +60,7 @@ export async function bodyUpTo(
   if (!stream) return undefined
   const tooLarge = (what: string) => {
     stream.cancel().catch(() => {})
-    return new PayloadTooLargeError(
-      `request body is ${what} bytes, over maxBodyBytes ${max}; raise maxBodyBytes on the hub`,
-    )
+    return new PayloadTooLargeError(`request body is ${what} bytes, over maxBodyBytes ${max}; ${RAISE_MAX_BODY}`)
   }
   const declared = request.headers.get("content-length")
   if (declared !== null && /^\d+$/.test(declared) && Number(declared) > max) throw tooLarge(declared)

@@ -5,6 +5,7 @@ import { headerPairs, headLength } from "../wire/codec.ts"
 import { isRpcVerb } from "../wire/rpc-status.ts"
 import { checkOptions } from "../../kit/index.ts"
 import { HeadTooLargeError, PayloadTooLargeError } from "../../errors.ts"
+import { RAISE_MAX_BODY } from "./fetch-body.ts"
 import type { Into, Pending, ReadAnswer } from "../endpoint/endpoint.ts"
 import {
   checkRequestOptions,
@@ -62,7 +63,7 @@ export function encodeHead(init: SlotRequestInit, maxHeadBytes: number): string[
 export function checkBodySize(body: Uint8Array, maxBodyBytes: number) {
   if (body.length > maxBodyBytes)
     throw new PayloadTooLargeError(
-      `request body is ${body.length} bytes, over maxBodyBytes ${maxBodyBytes}; raise maxBodyBytes on the hub`,
+      `request body is ${body.length} bytes, over maxBodyBytes ${maxBodyBytes}; ${RAISE_MAX_BODY}`,
     )
 }
 

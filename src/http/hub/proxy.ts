@@ -82,7 +82,9 @@ export class RequestProxy {
         this.counters.tooLarge++
         return failureAnswer(
           "too-large",
-          { message: `request body is over the hub's limit of ${this.opts.maxRequestBodyBytes} bytes` },
+          {
+            message: `request body is over the hub's limit of ${this.opts.maxRequestBodyBytes} bytes; raise maxRequestBodyBytes in createHub's options (slotbus hub --max-body-bytes)`,
+          },
           { ...NO_STORE, connection: "close" },
         )
       }

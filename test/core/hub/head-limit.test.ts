@@ -34,6 +34,9 @@ test("bus.request rejects a head over maxHeadBytes with HeadTooLargeError, still
   const body = await rejection(bus.request({ method: "POST", path: "/", body: new Uint8Array(5000) }))
   expect(body).toBeInstanceOf(PayloadTooLargeError)
   expect(body).not.toBeInstanceOf(HeadTooLargeError)
+  expect((body as Error).message).toBe(
+    "request body is 5000 bytes, over maxBodyBytes 4096; raise maxBodyBytes in SlotBus.listen's options",
+  )
 })
 
 /** A front on a bus with LIMITS and a worker: its base URL, and how to stop it. */
@@ -82,10 +85,25 @@ test.each(["Bun.serve", "node:http under Bun", "node:http under Node"])(
         { error: "head-too-large", name: "HeadTooLargeError" },
       ])
       const body = await fetch(`${base}/x`, { method: "POST", body: new Uint8Array(5000) })
-      expect([body.status, await body.json()]).toMatchObject([
-        413,
-        { error: "too-large", name: "PayloadTooLargeError" },
-      ])
+      const refused = (await body.json()) as { message: string }
+      expect([body.status, refused]).toMatchObject([413, { error: "too-large", name: "PayloadTooLargeError" }])
+      // the option its caller can set: the bus's (nodeHandler has none), not a hub's
+      expect(refused.message).toEndWith("over maxBodyBytes 4096; raise maxBodyBytes in SlotBus.listen's options")
+      // streamed, no Content-Length: refused as it is read
+      const streamed = await fetch(`${base}/x`, {
+        method: "POST",
+        body: new ReadableStream({
+          start(c) {
+            for (let i = 0; i < 5; i++) c.enqueue(new Uint8Array(1000))
+            c.close()
+          },
+        }),
+        duplex: "half",
+      } as RequestInit)
+      expect(streamed.status).toBe(413)
+      expect(((await streamed.json()) as { message: string }).message).toMatch(
+        /^request body is over \d+ bytes, over maxBodyBytes 4096; raise maxBodyBytes in SlotBus.listen's options$/,
+      )
       const ok = await fetch(`${base}/x`, { method: "POST", body: "ok" })
       expect([ok.status, await ok.text()]).toEqual([200, "ok"]) // the front still serves
     } finally {
