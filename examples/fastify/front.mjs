@@ -39,8 +39,12 @@ const metrics = metricsHandler([bus])
 app.route({
   method: ["GET", "HEAD"],
   url: "/metrics",
-  exposeHeadRoute: false, // Fastify's own HEAD route fails on a Response
-  handler: (req) => metrics(new Request("http://front/metrics", { method: req.method })),
+  exposeHeadRoute: false, // this route answers HEAD itself
+  // node:http's (req, res), written by the handler: gzipped for Prometheus, as Express's app.get("/metrics", metrics)
+  handler: (req, reply) => {
+    reply.hijack()
+    return metrics(req.raw, reply.raw)
+  },
 })
 
 await app.listen({ port: Number(process.env.PORT ?? 3000), host: process.env.HOST ?? "localhost" })

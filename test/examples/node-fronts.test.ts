@@ -154,10 +154,11 @@ describe.skipIf(node === null)("the Node fronts of examples/, from the installed
         expect(sample(metrics, series("/hello/:name", "GET"))).toBeGreaterThanOrEqual(1)
         expect(metrics).not.toContain("/report/7") // a route's pattern, never its path
         expect(metrics).toContain("slotbus_worker_request_duration_seconds")
-        const head = await fetch(`${url}/metrics`, { method: "HEAD" })
-        expect([head.status, head.headers.get("content-type")]).toEqual([
+        const head = await fetch(`${url}/metrics`, { method: "HEAD", headers: { "accept-encoding": "gzip" } })
+        expect([head.status, head.headers.get("content-type"), head.headers.get("content-encoding")]).toEqual([
           200,
           "text/plain; version=0.0.4; charset=utf-8",
+          "gzip", // what Prometheus asks for, and gets from both fronts
         ])
         if (prometheus) {
           const { query, value } = prometheus
