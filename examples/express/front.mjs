@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url"
 import express from "express"
 import { closeGracefully, instrument, nodeHandler, SlotBus, superviseWorkers } from "slotbus"
 import { metricsHandler } from "slotbus/status"
+/** @typedef {import("node:net").AddressInfo} AddressInfo */ // server.address() once listening on a port
 
 const NAME = process.env.APP_NAME ?? "express-reports"
 const bus = await SlotBus.listen(NAME)
@@ -29,7 +30,7 @@ app.get("/metrics", metricsHandler([bus]))
 // instrument(): http_server_request_duration_seconds for every request, labelled with Express's route
 const server = http.createServer(instrument(app))
 server.listen(Number(process.env.PORT ?? 3000), () =>
-  console.log(`express front listening on http://localhost:${server.address().port}/`),
+  console.log(`express front listening on http://localhost:${/** @type {AddressInfo} */ (server.address()).port}/`),
 )
 
 // a deploy: put the new worker.mjs on disk, then kill -HUP <pid> (systemctl reload): nothing is dropped

@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url"
 import Fastify from "fastify"
 import { closeGracefully, httpRoute, instrument, nodeHandler, SlotBus, superviseWorkers } from "slotbus"
 import { metricsHandler } from "slotbus/status"
+/** @typedef {import("node:net").AddressInfo} AddressInfo */ // server.address() once listening on a port
 
 const NAME = process.env.APP_NAME ?? "fastify-reports"
 const bus = await SlotBus.listen(NAME)
@@ -31,7 +32,7 @@ await app.register(async (workers) => {
   })
 })
 // the front's own routes
-app.get("/hello/:name", async (req) => ({ hello: req.params.name, pid: process.pid }))
+app.get("/hello/:name", async (req) => ({ hello: /** @type {{ name: string }} */ (req.params).name, pid: process.pid }))
 app.post("/echo", async (req) => req.body)
 app.get("/health", async () => ({ workers: bus.workers.map((w) => w.pid) }))
 // one text a second at most, however often it is scraped; keep it off the public internet
@@ -48,7 +49,7 @@ app.route({
 })
 
 await app.listen({ port: Number(process.env.PORT ?? 3000), host: process.env.HOST ?? "localhost" })
-console.log(`fastify front listening on http://localhost:${app.server.address().port}/`)
+console.log(`fastify front listening on http://localhost:${/** @type {AddressInfo} */ (app.server.address()).port}/`)
 
 // a deploy: put the new worker.mjs on disk, then kill -HUP <pid> (systemctl reload): nothing is dropped
 process.on("SIGHUP", () => {

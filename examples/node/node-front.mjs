@@ -4,6 +4,7 @@
 import { createServer } from "node:http"
 import { fileURLToPath } from "node:url"
 import { closeGracefully, nodeHandler, SlotBus, superviseWorkers } from "slotbus"
+/** @typedef {import("node:net").AddressInfo} AddressInfo */ // server.address() once listening on a port
 
 const NAME = process.env.APP_NAME ?? "bun-workers"
 const bus = await SlotBus.listen(NAME)
@@ -13,7 +14,7 @@ const pool = superviseWorkers(bus, {
 })
 const server = createServer(nodeHandler(bus))
 server.listen(Number(process.env.PORT ?? 3000), () =>
-  console.log(`node front listening on http://localhost:${server.address().port}/`),
+  console.log(`node front listening on http://localhost:${/** @type {AddressInfo} */ (server.address()).port}/`),
 )
 
 for (const sig of ["SIGTERM", "SIGINT"])
