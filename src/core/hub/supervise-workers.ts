@@ -272,7 +272,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
       bus?.pools.failed(sup, new PoolFailedError(message, bus.name, (e as Error).message))
     }
   }
-  if (front) runWhenLeading(front, { pool: sup, start: lead, log })
+  if (front) runWhenLeading(front, { pool: sup, command: argv, bus, start: lead, log })
   const stop = () => (sup.state === "running" || sup.state === "failed" ? sup.stop() : undefined)
   // its workers would join the next leader's fronts beside that leader's pool: the name's pool goes with the seat
   front?.onClose(stop)

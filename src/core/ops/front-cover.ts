@@ -3,10 +3,13 @@
 // workers that die meanwhile. A standby whose pool waits (superviseWorkers was called on it) reads the leader's
 // state from /proc every COVER_TICK_MS; once the leader has been stopped for COVER_AFTER_MS the standbys stand for a
 // second socket file, slotbus.fronts-cover.<name>, and its holder runs its pool until the leader runs again (then
-// drains it, as stop() does, and gives the file up) or dies (then the normal election makes a leader). Linux only:
+// drains it, as stop() does, and gives the file up) or dies (then the normal election makes a leader). A reload of
+// the cover's pool is the name's deploy: meanwhile the stopped leader's workers get requests only while none of the
+// cover's serves, and the leader, once it runs again, reloads its pool before the cover's drains. Linux only:
 // elsewhere there is no /proc to read and nothing of this runs.
 import { HostSeat, procState, stoppedProcess, type Supervisor } from "../../kit/index.ts"
 import { hostHolderOf } from "../../native/ffi.ts"
+import { controlReload } from "./control-client.ts"
 import type { FrontSeat } from "./fronts.ts"
 
 /** How often a standby front reads the leader's state. */
@@ -41,8 +44,17 @@ export function standbyRow(front: FrontSeat, pool: Supervisor): string | null {
   return standsBy(pool) ? "standby (another front runs the name's pool)" : null
 }
 
+/** What the cover needs of the front's bus: its workers, and BusPools' hold/release of one. */
+interface CoverBus {
+  readonly workers: readonly { readonly pid: number; readonly state: string }[]
+  readonly pools: { hold(pid: number): void; release(pid: number): void }
+}
+
 interface CoveredPool {
   readonly pool: Supervisor
+  /** Its command: the leader's pool of it reloads when this one reloaded while covering. */
+  readonly command: string[]
+  readonly bus: CoverBus | null
   /** Starts the pool if it stands by (superviseWorkers' own start on election). */
   start(): void
   log(line: string): void
@@ -69,6 +81,8 @@ class FrontCover {
   private covering = 0 // the stopped leader's pid while this front runs its pools for it
   private ending: Promise<void> | null = null
   private closed = false
+  // pools reloaded while covering, and the workers of other pools (the stopped leader's) held on the bus since
+  private readonly deployed = new Map<CoveredPool, Set<number>>()
 
   constructor(private readonly front: FrontSeat) {
     front.onClose(() => {
@@ -82,6 +96,9 @@ class FrontCover {
   add(p: CoveredPool) {
     this.pools.add(p)
     p.pool.on("start", () => resting.delete(p.pool)) // it runs again: stopped next time is for good
+    p.pool.on("reloaded", (e) => {
+      if (!e && this.covering > 0 && !this.closed) this.preferOwn(p)
+    })
     if (this.covering > 0) this.start(p)
     this.timer ??= setInterval(() => this.tick(), COVER_TICK_MS)
     this.timer.unref()
@@ -136,6 +153,8 @@ class FrontCover {
     const ending = (async () => {
       for (const p of this.pools) {
         if (standsBy(p.pool)) continue
+        if (this.deployed.has(p)) await this.redeploy(p)
+        this.unprefer(p)
         p.log(`leader front ${pid} ${why || "is no longer the leader"}; this front's pool drains and stops`)
         resting.add(p.pool)
         await p.pool.stop()
@@ -157,9 +176,44 @@ class FrontCover {
   /** Won the name's election while covering: the pools run on as the leader's, and the cover seat is given up. */
   private elected() {
     clearInterval(this.timer)
+    for (const p of this.pools) this.unprefer(p)
     this.covering = 0
     this.front.covers(0)
     this.release()
+  }
+
+  /**
+   * The cover's pool reloaded (a deploy): the bus's other workers, the stopped leader's of the code before, get a
+   * request only while none of this pool's serves, until unprefer().
+   */
+  private preferOwn(p: CoveredPool) {
+    const held = this.deployed.get(p) ?? new Set<number>()
+    this.deployed.set(p, held)
+    const own = new Set(p.pool.instances.map((i) => i.pid))
+    for (const w of p.bus?.workers ?? [])
+      if (!own.has(w.pid) && w.state === "serving") {
+        p.bus!.pools.hold(w.pid)
+        held.add(w.pid)
+      }
+  }
+
+  private unprefer(p: CoveredPool) {
+    for (const pid of this.deployed.get(p) ?? []) p.bus?.pools.release(pid)
+    this.deployed.delete(p)
+  }
+
+  /** The cover's pool reloaded: the name's leader reloads its own before the cover's drains, else the deploy is undone. */
+  private async redeploy(p: CoveredPool) {
+    const pid = this.front.leaderPid()
+    p.log(`this front's pool reloaded while covering: leader front ${pid} reloads its pool before this one drains`)
+    try {
+      await controlReload(this.front.name, p.command, {})
+      p.log(`the name's leader reloaded its pool`)
+    } catch (e) {
+      p.log(
+        `the name's leader did not reload its pool (${(e as Error).message}); this front's pool drains anyway, so the name runs the leader's pool as it was before this front's reload: reload() again`,
+      )
+    }
   }
 
   private release() {

@@ -4,10 +4,12 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test"
 import { SlotBus } from "../../../src/index.ts"
 import { procState } from "../../../src/kit/index.ts"
+import { libraryPath } from "../../../src/native/lib-path.ts"
 import type { StatusSection } from "../../../src/status/index.ts"
 import { alive, busName, until, type Child } from "../../support/helpers.ts"
 import {
   frontChild,
+  nodeWorkerCommand,
   poolOf,
   removeFrontBuilds,
   startedBy,
@@ -29,8 +31,9 @@ afterAll(() => {
 })
 
 async function report(f: FrontChild) {
-  const [answered, failed, wrong] = await f.ask("report", /^report (\d+) (\d+) (\d+) (.*)$/)
-  return { answered: Number(answered), failed: Number(failed), wrong: Number(wrong) }
+  const [answered, failed, wrong, by] = await f.ask("report", /^report (\d+) (\d+) (\d+) (.*)$/)
+  const pids = by!.split(",").filter(Boolean).map(Number)
+  return { answered: Number(answered), failed: Number(failed), wrong: Number(wrong), pids }
 }
 
 /** n fronts of `runtime` of a new name with a pool of 2: the leader `a` runs it, the others stand by. */
@@ -170,6 +173,61 @@ describe.skipIf(process.platform !== "linux")("a stopped leader front", () => {
       if (alive(a.child.pid)) process.kill(a.child.pid, "SIGCONT")
     }
   }, 120_000)
+
+  // Bun fronts; the pool's workers in Bun and in Node. A worker's pid is its code's version: each reads the code at start
+  test.each(["bun", "node"] as const)(
+    "a reload on the covering front is the deploy: its workers serve, and the resumed leader reloads too (%s workers)",
+    async (runtime) => {
+      if (peerSkip(runtime)) return console.log(`skipped: ${peerSkip(runtime)}`)
+      const name = busName("cover")
+      const args = ["--pool=2", ...(runtime === "node" ? [`--command=${JSON.stringify(nodeWorkerCommand(name))}`] : [])]
+      process.env.SLOTBUS_LIB ??= await libraryPath() // the Bun front's Node workers load this libslotbus
+      const a = await frontChild(name, args, children)
+      const b = await frontChild(name, args, children)
+      await until(async () => (await poolOf(a)).pids.every((p) => p > 0), "the leader's pool started", 20_000, 100)
+      const before = (await poolOf(a)).pids
+      pids.push(...before)
+      await workerPids(b, 2)
+      try {
+        a.child.signal("SIGSTOP") // its workers live on, and serve b
+        await until(async () => (await poolOf(b)).state === "running", "b covers: its pool runs", 20_000, 100)
+        expect((await b.ask("redeploy", /^(reloaded|reload failed .*)$/))[0]).toBe("reloaded")
+        const deployed = (await poolOf(b)).pids
+        pids.push(...deployed)
+        b.child.write("load\n")
+        await Bun.sleep(300)
+        await report(b)
+        await Bun.sleep(1000)
+        // before: the stopped leader's workers, of the code before the reload, took their share (2 of 4 workers)
+        const during = await report(b)
+        expect(during.failed).toBe(0)
+        expect(during.answered).toBeGreaterThan(0)
+        expect(during.pids.filter((p) => !deployed.includes(p))).toEqual([])
+
+        a.child.signal("SIGCONT")
+        await until(async () => (await poolOf(b)).state === "stopped", "the cover pool stopped", 60_000, 100)
+        const after = (await poolOf(a)).pids
+        pids.push(...after)
+        // before: the leader's pool of the code before served on, the cover's (the only reloaded workers) drained
+        expect(after.filter((p) => before.includes(p))).toEqual([])
+        expect(b.child.stderr).toContain(`leader front ${a.child.pid} reloads its pool before this one drains`)
+        await until(() => [...before, ...deployed].every((p) => !alive(p)), "the old workers are gone", 20_000, 100)
+        a.child.write("load\n")
+        await Bun.sleep(300)
+        for (const f of [a, b]) await report(f)
+        await Bun.sleep(1000)
+        for (const f of [a, b]) {
+          const r = await report(f)
+          expect(r.failed).toBe(0)
+          expect(r.answered).toBeGreaterThan(0)
+          expect(r.pids.filter((p) => !after.includes(p))).toEqual([])
+        }
+      } finally {
+        if (alive(a.child.pid)) process.kill(a.child.pid, "SIGCONT")
+      }
+    },
+    120_000,
+  )
 
   test("a leader stopped for 1.5 s just after its reload started a successor: the reload resolves", async () => {
     const { a, before } = await fronts()

@@ -67,7 +67,8 @@ async function fetchHandler(req: Request): Promise<Response> {
   }
   if (path === "/echo") {
     const body = new Uint8Array(await req.arrayBuffer())
-    return new Response(body, { headers: { "x-sha256": createHash("sha256").update(body).digest("hex") } })
+    const sha = createHash("sha256").update(body).digest("hex")
+    return new Response(body, { headers: { "x-sha256": sha, "x-pid": String(process.pid) } })
   }
   if (path === "/hold") return new Promise<never>(() => {})
   if (path === "/wait")
