@@ -29,8 +29,9 @@ afterAll(async () => {
 
 const CONNECTIONS = 32
 
-function startFront(runtime: "bun" | "node", server: "bun" | "node" | "own" | "head") {
+function startFront(runtime: "bun" | "node", server: "bun" | "node" | "own" | "head", timeoutMs?: number) {
   const args = [busName("graceful"), server, process.execPath, ECHO_WORKER]
+  if (timeoutMs !== undefined) args.push(String(timeoutMs))
   return runtime === "bun"
     ? spawn([process.execPath, join(FIXTURES, "runtime/graceful-front.ts"), ...args])
     : spawn([node!, ...nodeFlags(node!), built!.entry, ...args], {
@@ -147,6 +148,35 @@ describe("closeGracefully and a client's pipelined requests", () => {
         "HTTP/1.1 200 OK keep-alive ",
         "HTTP/1.1 200 OK close last",
       ])
+    },
+    60_000,
+  )
+})
+
+describe("closeGracefully with a timeoutMs past 2^31 − 1 ms waits for the requests in flight", () => {
+  // before: the timeout went to a bare setTimeout, which fires at once past 2^31 − 1 ms (a TimeoutOverflowWarning):
+  // closeGracefully cut every connection some 10 ms after SIGTERM, the request in flight reset
+  test.each([
+    ["Bun.serve", "bun", "bun"],
+    ["node:http", "node", "node"],
+  ] as const)(
+    "%s under %s: a request 1.5 s long, in flight at SIGTERM, is answered 200",
+    async (_label, server, runtime) => {
+      if (runtime === "node" && node === null) return
+      const front = startFront(runtime, server, 2 ** 31)
+      const port = Number((await front.waitLine(/^ready (\d+)$/, 30_000))[1])
+      const answer = fetch(`http://127.0.0.1:${port}/slow-one`, {
+        headers: { "x-delay-ms": "1500" },
+        body: "in flight",
+        method: "POST",
+      }).then(
+        async (r) => `${r.status} ${await r.text()}`,
+        (e: Error) => `failed: ${e.message}`,
+      )
+      await Bun.sleep(300) // the request is with its worker
+      front.signal("SIGTERM")
+      expect(await answer).toBe("200 in flight")
+      expect(await front.exited).toBe(0)
     },
     60_000,
   )

@@ -4,7 +4,7 @@
 // keepAliveTimeout (5 s), its client's next requests still served. So once closing, every answer says
 // `Connection: close` (a node:http server's all, its app's own routes too; a Bun server's those of the bus), and the
 // pool and the bus stop only once no connection is left.
-import { checkNumber, checkOptions, optionNames } from "../../kit/index.ts"
+import { checkNumber, checkOptions, type LongTimer, longTimeout, optionNames } from "../../kit/index.ts"
 import type { ServerResponse } from "node:http"
 import { arrived, closeWhenLast, closing, quirks } from "../../runtime/index.ts"
 import { SlotBus } from "./bus.ts"
@@ -64,8 +64,9 @@ export async function closeGracefully(server: BunServer | NodeServer, options: C
   if (o.pool !== undefined && typeof o.pool?.stop !== "function")
     throw new TypeError("closeGracefully: pool must be what superviseWorkers() made")
   if (o.bus) leaving.add(o.bus)
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), timeoutMs)))
+  let timer: LongTimer | undefined
+  // past 2^31−1 ms a plain setTimeout fires at once, cutting every request in flight: a huge timeoutMs waits
+  const late = new Promise<"late">((r) => (timer = longTimeout(() => r("late"), timeoutMs)))
   const lingerEnd = Date.now() + Math.min(LINGER_MS, timeoutMs)
   try {
     if (!isBunServer(server)) {
@@ -94,7 +95,7 @@ export async function closeGracefully(server: BunServer | NodeServer, options: C
       if ((await Promise.race([server.stop(), late])) === "late") await server.stop(true)
     }
   } finally {
-    clearTimeout(timer)
+    timer?.clear()
   }
   await o.pool?.stop()
   await o.bus?.close()

@@ -147,7 +147,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     if (e.type === "join" && probation.has(e.worker.pid)) {
       const pid = e.worker.pid
       bus?.pools.hold(pid)
-      setTimeout(() => probation.delete(pid) && bus?.pools.release(pid), sup.restartSettings.minReadyMs).unref()
+      longTimeout(() => probation.delete(pid) && bus?.pools.release(pid), sup.restartSettings.minReadyMs).unref()
     }
     // The bus evicted it (its handlers hang): it is ended and replaced at once, an eviction, not a crash.
     const instance = ours(e.worker.pid)

@@ -3,8 +3,8 @@
 // how long it was up, the delay, the crashes in the window), says "crash loop" once per window, slows the restarts
 // of a worker while another runs (each delay twice the last, up to restart.backoffMaxMs), and its status, /metrics
 // and `slotbus top` show it. A reload to such code is rejected; the files on disk are still that code, so a later
-// crash restart runs them: said, and held from requests while another worker serves. Under a Bun front and a Node
-// 26 front, with workers of its runtime.
+// crash restart runs them: said, and held from requests while another worker serves (for a restart.minReadyMs past
+// 2^31 − 1 ms too). Under a Bun front and a Node 26 front, with workers of its runtime.
 import { afterAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -152,5 +152,32 @@ describe.each(["bun", "node"] as const)("a %s front", (runtime) => {
       }
     },
     240_000,
+  )
+
+  test.skipIf(skip !== null)(
+    "with restart.minReadyMs past 2^31 − 1 ms, a crash restart after a rejected reload stays held while another serves",
+    async () => {
+      const { child: f, name, file, pids } = await front(runtime, "", { minReadyMs: 2 ** 31 })
+      try {
+        for (const [i, pid] of pids.entries())
+          await f.waitLine(new RegExp(`^\\[${name}#${i} pid ${pid}\\] ready `), 60_000)
+        writeFileSync(file, "throw 4000") // its successor joins, then dies within its minReadyMs
+        await ask(f, "reload", /^reload-failed reload: instance 0's successor/)
+        process.kill(pids[0]!, "SIGKILL")
+        const [, next] = await f.waitLine(/^start 0 (\d+)$/, 60_000)
+        await f.waitLine(new RegExp(`^\\[${name}#0 pid ${next}\\] ready `), 60_000)
+        // before: the hold's timer got 2^31 ms, past what a setTimeout keeps (it fired at once): the restarted
+        // worker was released at its join and took requests until its bug killed it
+        const answers = await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            ask(f, `call p${i} ?pid `, new RegExp(`^(?:answer|failed) p${i} (.*)$`)),
+          ),
+        )
+        expect(new Set(answers.map((m) => m[1]))).toEqual(new Set([String(pids[1])]))
+      } finally {
+        await f.kill()
+      }
+    },
+    120_000,
   )
 })
