@@ -255,9 +255,15 @@ export interface Runtime {
    * small integer (V8 would keep the fields that hold its readings as such until the clock outgrew them).
    */
   nanoseconds(): number
-  /** A promise settled after `ms` (any size: no timer overflow at 2^31 ms). */
+  /**
+   * A promise settled after `ms` (any size: no timer overflow at 2^31 ms). A negative or NaN `ms` is 0; Infinity
+   * never settles.
+   */
   sleep(ms: number): Promise<void>
-  /** Blocks the thread for `ms`. */
+  /**
+   * Blocks the thread for `ms` (any size). A negative or NaN `ms` is 0: it returns at once, neither throwing nor
+   * blocking; Infinity blocks for good, as `sleep(Infinity)` never settles.
+   */
   sleepSync(ms: number): void
   /** CRC-32 of the bytes (or a string's UTF-8). */
   crc32(data: Uint8Array | string): number

@@ -52,6 +52,14 @@ const EXPECTED: Record<keyof typeof cases, unknown> = {
     "no",
   ],
   "sleep takes a delay past 2^31−1 ms without firing at once (setTimeout would: TIMER_OVERFLOW)": false,
+  "sleepSync takes a negative or NaN delay as 0 and returns; a positive one blocks for it": [
+    "returned",
+    "returned",
+    "returned",
+    "returned",
+    true,
+  ],
+  "sleep takes a negative or NaN delay as 0 and settles": ["settled", "settled", "settled"],
   // ECONNREFUSED: no such bus. Node binds sb_hub_publish (per request, six arguments) to its twin of doubles and
   // calls it directly, a function without a twin through node:ffi's checks; bun:ffi compiles each to native code.
   "a library's functions return each kind: u32, a C string, NULL as null, f64; errno comes back through a pointer": {

@@ -19,7 +19,8 @@ const adapter = {
   nanoseconds: Bun.nanoseconds,
   /** Bun's sleep takes any delay (no 32-bit overflow, unlike setTimeout: quirks.ts, TIMER_OVERFLOW). */
   sleep: Bun.sleep,
-  sleepSync: Bun.sleepSync,
+  /** Bun's throws on a negative delay and waits ~5 ms on NaN: both are 0 here, as Node's (runtime.ts). */
+  sleepSync: (ms: number): void => Bun.sleepSync(ms > 0 ? ms : 0),
   crc32: Bun.hash.crc32,
   inspect: (value: unknown): string => Bun.inspect(value),
   deepEquals: Bun.deepEquals,

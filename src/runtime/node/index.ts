@@ -98,7 +98,7 @@ const nanoseconds = (): number => CLOCK_ORIGIN_NS + Number(hrtime() - start)
 const MAX_TIMER_MS = 2 ** 31 - 1
 /** setTimeout in pieces below 2^31 ms (TIMER_OVERFLOW: Node's setTimeout overflows as Bun's does). */
 async function sleep(ms: number): Promise<void> {
-  let left = Math.max(0, ms)
+  let left = ms > 0 ? ms : 0
   do {
     const step = Math.min(left, MAX_TIMER_MS)
     await new Promise((r) => setTimeout(r, step))
@@ -107,7 +107,8 @@ async function sleep(ms: number): Promise<void> {
 }
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4))
-const sleepSync = (ms: number): void => void Atomics.wait(sleeper, 0, 0, Math.max(0, ms))
+/** Atomics.wait waits for good on NaN: a negative or NaN delay is 0, as Bun's (runtime.ts). */
+const sleepSync = (ms: number): void => void Atomics.wait(sleeper, 0, 0, ms > 0 ? ms : 0)
 const crc32 = (data: Uint8Array | string): number => zlib.crc32(data)
 const inspect = (value: unknown): string => nodeInspect(value)
 /** Strict: node's isDeepStrictEqual. Loose: the same on values with their undefined properties left out (as Bun's). */

@@ -114,6 +114,30 @@ export const cases: Record<string, Case> = {
     return slept
   },
 
+  // before: Bun's threw on -5 and -Infinity; Node's blocked for good on NaN (Atomics.wait's NaN is no timeout)
+  "sleepSync takes a negative or NaN delay as 0 and returns; a positive one blocks for it": (rt) => {
+    const found: unknown[] = []
+    for (const ms of [-5, Number.NaN, Number.NEGATIVE_INFINITY, 0]) {
+      const t = performance.now()
+      try {
+        rt.sleepSync(ms)
+        found.push(performance.now() - t < 1000 ? "returned" : "blocked")
+      } catch (e) {
+        found.push(`threw ${(e as Error).message}`)
+      }
+    }
+    const t = performance.now()
+    rt.sleepSync(30)
+    found.push(performance.now() - t >= 29)
+    return found
+  },
+
+  "sleep takes a negative or NaN delay as 0 and settles": async (rt) => {
+    const settled = (ms: number) =>
+      Promise.race([rt.sleep(ms).then(() => "settled"), new Promise((r) => setTimeout(() => r("pending"), 1000))])
+    return [await settled(-5), await settled(Number.NaN), await settled(Number.NEGATIVE_INFINITY)]
+  },
+
   "a library's functions return each kind: u32, a C string, NULL as null, f64; errno comes back through a pointer": (
     rt,
     lib,
