@@ -2,7 +2,8 @@
 // bus: nothing, as with close(). Bun and Node fronts, a plain name with a door for another uid, and two shared fronts
 // of one name (the election's socket file and "name~1"), each leaving by process.exit() and by an uncaught error; and
 // a front without a stop-signal handler of its own, sent SIGTERM, SIGINT or SIGHUP: it still dies of the signal. One
-// with its own handler, or started with the signal ignored (nohup), is left as it was. kill -9 still leaves the files,
+// with its own handler, or started with the signal ignored (nohup), is left as it was; one started with SIGINT ignored
+// whose own once handler took the first SIGINT dies of the second, its files let go. kill -9 still leaves the files,
 // to the next listener of the name (test/core/hub/stale.test.ts and its neighbours).
 import { afterAll, afterEach, expect, test } from "bun:test"
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
@@ -26,9 +27,14 @@ afterAll(() => {
 })
 
 async function front(runtime: PeerRuntime, name: string, options: object, ...more: string[]): Promise<Child> {
+  return frontUnder([], runtime, name, options, ...more)
+}
+
+/** A front run by `under`, a command that execs the rest (a shell that set a signal ignored, as nohup). */
+async function frontUnder(under: string[], runtime: PeerRuntime, name: string, options: object, ...more: string[]) {
   const env = { ...process.env, SLOTBUS_DOOR_DIR: doorDir }
   const args = [name, JSON.stringify(options), ...more]
-  return listening(await peerChild(runtime, "runtime/bus-exit.ts", args, { stdin: "pipe", env }))
+  return listening(await peerChild(runtime, "runtime/bus-exit.ts", args, { stdin: "pipe", env }, under))
 }
 
 async function listening(c: Child): Promise<Child> {
@@ -150,3 +156,27 @@ test("a Bun front started with SIGHUP ignored (nohup) ignores it still", async (
   expect(await f.exited).toBe(0)
   expect(leftovers(name)).toEqual([])
 }, 60_000)
+
+test.skipIf(peerSkip("node") !== null).each(["bun", "node"] as PeerRuntime[])(
+  "a %s front started with SIGINT ignored (a shell's & job), whose once handler took a first SIGINT, dies of a second, leaving nothing",
+  async (runtime) => {
+    const name = busName("ek")
+    const f = await frontUnder(["sh", "-c", 'trap "" INT; exec "$@"', "sh"], runtime, name, {}, "once-sigint")
+    const recorders = () => {
+      const dir = `/dev/shm/slotbus-${process.geteuid!()}`
+      return (existsSync(dir) ? readdirSync(dir) : []).filter((f) => f.startsWith(`${name}.`))
+    }
+    expect(recorders()).toEqual([`${name}.${f.pid}.rec`])
+    f.signal("SIGINT")
+    await f.waitLine(/^sigint$/)
+    expect(leftovers(name)).toEqual([`slotbus-ctl.${name}`, `slotbus.${name}`]) // the app's, which does not exit
+    f.signal("SIGINT")
+    await f.exited
+    expect(f.proc.signalCode).toBe("SIGINT")
+    // before, under Bun: the socket files and the flight recorder's file stayed (SIGINT was not hooked, started
+    // ignored, and the app's once listener left it its default action)
+    expect(leftovers(name)).toEqual([])
+    expect(recorders()).toEqual([])
+  },
+  60_000,
+)

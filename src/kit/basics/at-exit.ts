@@ -5,10 +5,13 @@
 // exit hook: while the listener here is the signal's only one (npm's signal-exit's aside, below), it lets go of
 // everything, then raises the signal again with its default action, so the process still dies of it; with a
 // listener of the app's own it does nothing (the app decides, and its process.exit() lets go). A signal the process
-// was started with ignored (nohup's SIGHUP, which Bun keeps) is left alone. kill -9 leaves everything to the next
-// process to open the name. What must finish before a SIGTERM ends the process (a pool's worker answering what it
-// holds, drainBeforeStop) runs first, when no listener of the app's takes the signal; a second SIGTERM meanwhile
-// ends the process at once.
+// was started with ignored (nohup's SIGHUP, a shell's `&` job's SIGINT: Bun keeps them, Node resets them to their
+// default at its start) is left alone, since a listener un-ignores it; until the app listens to it (which
+// un-ignores it): then the listener here joins, first in line, as Bun gives the signal its default action once the
+// app's last listener is gone (a process.once's as it runs), and the next would end the process with nothing let
+// go. kill -9 leaves everything to the next process to open the name. What must finish before a SIGTERM ends the
+// process (a pool's worker answering what it holds, drainBeforeStop) runs first, when no listener of the app's
+// takes the signal; a second SIGTERM meanwhile ends the process at once.
 import { readFileSync } from "node:fs"
 import { constants } from "node:os"
 
@@ -56,6 +59,14 @@ function hook() {
   process.on("exit", letGo)
   // first in line: an app's process.once listener leaves the list as it runs, so counted after it, it is missed
   for (const s of stopSignals()) process.prependListener(s, onStopSignal)
+  process.on("newListener", adopt)
+}
+
+/** An app's listener for a stop signal started ignored: the one here goes before it (see the head of this file). */
+function adopt(event: string | symbol, listener: unknown) {
+  const s = event as NodeJS.Signals
+  if (listener === onStopSignal || !STOP_SIGNALS.includes(s) || process.listeners(s).includes(onStopSignal)) return
+  process.prependListener(s, onStopSignal)
 }
 
 function letGo() {
@@ -77,7 +88,8 @@ function onStopSignal(signal: NodeJS.Signals) {
 
 function dieOf(signal: NodeJS.Signals) {
   letGo()
-  for (const s of stopSignals()) process.removeListener(s, onStopSignal)
+  process.removeListener("newListener", adopt)
+  for (const s of STOP_SIGNALS) process.removeListener(s, onStopSignal)
   process.kill(process.pid, signal)
 }
 
@@ -95,6 +107,7 @@ function signalExitListeners(): number {
   )
 }
 
+const STOP_SIGNALS: NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGHUP"]
 let signals: NodeJS.Signals[] | undefined
 
 /** The stop signals not ignored since this process started: /proc/self/status's SigIgn, SIGTERM alone where it cannot say. */
@@ -106,6 +119,5 @@ function stopSignals(): NodeJS.Signals[] {
   } catch {
     return (signals = ["SIGTERM"])
   }
-  const all: NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGHUP"]
-  return (signals = all.filter((s) => ((ignored >> BigInt(constants.signals[s] - 1)) & 1n) === 0n))
+  return (signals = STOP_SIGNALS.filter((s) => ((ignored >> BigInt(constants.signals[s] - 1)) & 1n) === 0n))
 }

@@ -25,20 +25,22 @@ export function removeNodeBuilds(): void {
 }
 
 /**
- * Runs `fixture` (a path under test/support) with `args` under `runtime`. Under Node: with this process's
- * libslotbus (SLOTBUS_LIB) and without node:ffi's ExperimentalWarning.
+ * Runs `fixture` (a path under test/support) with `args` under `runtime`, after `under` (a command that execs the
+ * rest: `sh -c 'trap "" INT; exec "$@"' sh`). Under Node: with this process's libslotbus (SLOTBUS_LIB) and without
+ * node:ffi's ExperimentalWarning.
  */
 export async function peerChild(
   runtime: PeerRuntime,
   fixture: string,
   args: string[],
   opts: SpawnOptions = {},
+  under: string[] = [],
 ): Promise<Child> {
-  if (runtime === "bun") return spawn([process.execPath, join(FIXTURES, fixture), ...args], opts)
+  if (runtime === "bun") return spawn([...under, process.execPath, join(FIXTURES, fixture), ...args], opts)
   if (node === null) throw new Error(`no Node >= 26.1 here: ${NODE_INSTALL}`)
   let built = builds.get(fixture)
   if (!built) builds.set(fixture, (built = buildForNode(fixture)))
   // warnings off unless the test's env says otherwise (node:ffi's ExperimentalWarning at each start)
   const env = { NODE_NO_WARNINGS: "1", ...(opts.env ?? process.env), SLOTBUS_LIB: await libraryPath() }
-  return spawn([node, ...nodeFlags(node), built.entry, ...args], { ...opts, env })
+  return spawn([...under, node, ...nodeFlags(node), built.entry, ...args], { ...opts, env })
 }
