@@ -2,9 +2,10 @@
 // bus: nothing, as with close(). Bun and Node fronts, a plain name with a door for another uid, and two shared fronts
 // of one name (the election's socket file and "name~1"), each leaving by process.exit() and by an uncaught error; and
 // a front without a stop-signal handler of its own, sent SIGTERM, SIGINT or SIGHUP: it still dies of the signal. One
-// with its own handler, or started with the signal ignored (nohup), is left as it was; one started with SIGINT ignored
-// whose own once handler took the first SIGINT dies of the second, its files let go. kill -9 still leaves the files,
-// to the next listener of the name (test/core/hub/stale.test.ts and its neighbours).
+// with its own handler, or a Bun one started with the signal ignored (nohup; Node resets it, so it dies of it), is
+// left as it was; one started with SIGINT ignored whose own once handler took the first SIGINT dies of the second,
+// its files let go. kill -9 still leaves the files, to the next listener of the name (test/core/hub/stale.test.ts
+// and its neighbours).
 import { afterAll, afterEach, expect, test } from "bun:test"
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
@@ -156,6 +157,22 @@ test("a Bun front started with SIGHUP ignored (nohup) ignores it still", async (
   expect(await f.exited).toBe(0)
   expect(leftovers(name)).toEqual([])
 }, 60_000)
+
+// docs/api.md, "Shutting down": Node resets an ignored signal to its default at its start, so under nohup it dies
+test.skipIf(peerSkip("node") !== null)(
+  "a Node front started with SIGHUP ignored (nohup) dies of it all the same, leaving none of its files",
+  async () => {
+    const name = busName("eo")
+    const f = await frontUnder(["sh", "-c", 'trap "" HUP; exec "$@"', "sh"], "node", name, {})
+    const ignored = BigInt(`0x${/^SigIgn:\s*(\w+)$/m.exec(readFileSync(`/proc/${f.pid}/status`, "utf8"))![1]}`)
+    expect(ignored & 1n).toBe(0n) // Node's start made SIGHUP's action its default again
+    f.signal("SIGHUP")
+    await f.exited
+    expect(f.proc.signalCode).toBe("SIGHUP")
+    expect(leftovers(name)).toEqual([])
+  },
+  60_000,
+)
 
 test.skipIf(peerSkip("node") !== null).each(["bun", "node"] as PeerRuntime[])(
   "a %s front started with SIGINT ignored (a shell's & job), whose once handler took a first SIGINT, dies of a second, leaving nothing",
