@@ -226,6 +226,11 @@ export interface Quirks {
   readonly lateWrite: LateWrite | null
   /** node:http's close() closes idle keep-alive connections itself, a next request already sent with them (Bun's). */
   readonly httpCloseDropsIdle: boolean
+  /**
+   * An uncaught error or unhandled rejection with no listener leaves a process whose top-level await is pending
+   * running (Bun's UNCAUGHT_KEEPS_ALIVE); else it ends the process with code 1 (Node's default).
+   */
+  readonly uncaughtKeepsAlive: boolean
   /** Every quirk of this runtime, by name, as documentation and for its canary. */
   readonly all: Readonly<Record<string, Quirk>>
 }

@@ -10,7 +10,7 @@ import { BUN_QUIRKS, LATE_WRITE } from "./quirks.ts"
 
 const adapter = {
   name: "bun",
-  quirks: { lateWrite: LATE_WRITE, httpCloseDropsIdle: true, all: BUN_QUIRKS },
+  quirks: { lateWrite: LATE_WRITE, httpCloseDropsIdle: true, uncaughtKeepsAlive: true, all: BUN_QUIRKS },
   embeddedLibrary,
   openLibrary,
   memoryView,

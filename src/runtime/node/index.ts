@@ -170,7 +170,7 @@ const stdinStream = (): AsyncIterable<Uint8Array> => process.stdin
 
 const adapter = {
   name: "node",
-  quirks: { lateWrite: null, httpCloseDropsIdle: false, all: NODE_QUIRKS },
+  quirks: { lateWrite: null, httpCloseDropsIdle: false, uncaughtKeepsAlive: false, all: NODE_QUIRKS },
   // Node has no `type: "file"` import (and dist/ leaves the prebuilds out of its bundle): the package's prebuilds/
   embeddedLibrary: async (_platform: string): Promise<string | undefined> => undefined,
   openLibrary,

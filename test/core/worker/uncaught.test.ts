@@ -2,12 +2,13 @@
 // process whose module awaits (`await worker.closed`, as the README shows a worker) alive after one, so before this
 // a pool never saw the crash and a reload to such code was accepted. Real worker processes, as the README writes
 // them (test/support/core/buggy-worker.ts), their lines read from the pool's log file.
-import { afterEach, describe, expect, test } from "bun:test"
+import { afterAll, afterEach, describe, expect, test } from "bun:test"
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SlotBus, superviseWorkers, type SuperviseWorkersOptions } from "../../../src/index.ts"
 import { busName, FIXTURES, until } from "../../support/helpers.ts"
+import { type PeerRuntime, peerChild, peerSkip, removeNodeBuilds } from "../../support/runtime/peers.ts"
 
 const bun = process.execPath
 const BUGGY = join(FIXTURES, "core/buggy-worker.ts")
@@ -15,6 +16,7 @@ const cleanup: (() => Promise<unknown> | unknown)[] = []
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f()
 })
+afterAll(() => removeNodeBuilds())
 
 /** A bus and a pool of `flags`'s buggy worker (through an entry file a deploy rewrites), its lines in a file. */
 async function setUp(flags: string[], options: Partial<SuperviseWorkersOptions> = {}) {
@@ -90,6 +92,54 @@ describe("a worker whose module awaits worker.closed", () => {
       expect(sup.instances[0]!.pid).toBe(pid)
       expect((await bus.request({ method: "POST", path: "/echo", body: "alive" })).text()).toBe("alive")
       expect(log()).not.toContain("exits with code 1")
+    },
+    40_000,
+  )
+})
+
+// What keeps the process running differs: under Node, exitOnUncaught: false leaves Node's own default, which ends
+// the process with code 1 as well. Before, the line said under Node too that exitOnUncaught: false keeps it running.
+const KEEPS = {
+  bun: (event: string, more = "") =>
+    `(exitOnUncaught: false, or a process.on("${event}") listener of the app's${more}, keeps it running)`,
+  node: (event: string, more = "") =>
+    `(as Node's own default does: exitOnUncaught: false does not keep it running under Node, a process.on("${event}") listener of the app's${more}, does)`,
+}
+
+describe.each(["bun", "node"] as PeerRuntime[])("a %s worker process", (runtime) => {
+  const skip = peerSkip(runtime)
+  async function buggy(flags: string[]) {
+    const bus = await SlotBus.listen(busName("uncaught"))
+    cleanup.push(() => bus.close({ drain: false }))
+    const w = await peerChild(runtime, "core/buggy-worker.ts", [bus.name, ...flags])
+    cleanup.push(() => w.kill())
+    await w.waitLine(/^ready /, 30_000)
+    return w
+  }
+
+  test.skipIf(skip !== null).each([
+    ["an uncaught error", "--throw-after-ms=300", "uncaughtException", ""],
+    ["an unhandled rejection", "--reject-after-ms=300", "unhandledRejection", ", or --unhandled-rejections=warn"],
+  ])(
+    "on %s exits with code 1, its line saying what keeps a process running in this runtime",
+    async (what, flag, event, more) => {
+      const w = await buggy([flag])
+      expect(await w.exited).toBe(1)
+      expect(w.stderr).toContain(
+        `slotbus: worker process ${w.pid} exits with code 1 on ${what} ${KEEPS[runtime](event, more)}`,
+      )
+    },
+    40_000,
+  )
+
+  // docs/api.md, "A worker's lifetime": exitOnUncaught: false keeps it running under Bun only (the test above)
+  test.skipIf(skip !== null || runtime === "bun")(
+    "with exitOnUncaught: false still exits with code 1 on an uncaught error, Node's own default",
+    async () => {
+      const w = await buggy(["--throw-after-ms=300", "--keep-running"])
+      expect(await w.exited).toBe(1)
+      expect(w.stderr).toContain("a bug 300 ms after the start")
+      expect(w.stderr).not.toContain("slotbus: worker process")
     },
     40_000,
   )
