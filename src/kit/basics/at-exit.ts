@@ -6,8 +6,8 @@
 // everything, then raises the signal again with its default action, so the process still dies of it; with a
 // listener of the app's own it does nothing (the app decides, and its process.exit() lets go). A signal the process
 // was started with ignored (nohup's SIGHUP, a shell's `&` job's SIGINT: Bun keeps them, Node resets them to their
-// default at its start) is left alone, since a listener un-ignores it; until the app listens to it (which
-// un-ignores it): then the listener here joins, first in line, as Bun gives the signal its default action once the
+// default at its start) gets no listener here, since a listener would un-ignore it. Once the app listens to it
+// (which un-ignores it), the listener here joins, first in line: Bun gives the signal its default action once the
 // app's last listener is gone (a process.once's as it runs), and the next would end the process with nothing let
 // go. kill -9 leaves everything to the next process to open the name. What must finish before a SIGTERM ends the
 // process (a pool's worker answering what it holds, drainBeforeStop) runs first, when no listener of the app's
