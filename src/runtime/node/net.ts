@@ -74,11 +74,12 @@ export function listen<T>(opts: SocketOptions<T>): UnixListener<T> | Promise<Tcp
 
 /**
  * Binds `server` (node:net's or node:http's) on a unix socket path before it returns, as Bun's listen does: a path in
- * use throws EADDRINUSE here.
+ * use throws EADDRINUSE here. Exclusive: in a node:cluster worker a listen is otherwise handed to the primary and
+ * binds later (and a port is shared with the other workers); slotbus's sockets are this process's own.
  */
 export function bindUnix(server: Server, path: string): void {
   server.on("error", () => {}) // a failed bind's error comes a tick later: it is thrown below instead
-  server.listen({ path })
+  server.listen({ path, exclusive: true })
   // a unix path binds inside listen() (no lookup): listening is set there, or the bind failed
   if (server.listening) return
   server.close()
@@ -87,11 +88,14 @@ export function bindUnix(server: Server, path: string): void {
   throw new Error(`listen: cannot bind ${path} (is its directory there and writable?)`)
 }
 
-/** Binds `server` on a TCP port (0 picks one) of `host`: its address once bound (Node looks the host up first). */
+/**
+ * Binds `server` on a TCP port (0 picks one) of `host`: its address once bound (Node looks the host up first).
+ * Exclusive, as bindUnix: in a node:cluster worker the port is this process's, a port in use EADDRINUSE as in Bun.
+ */
 export function bindTcp(server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once("error", reject)
-    server.listen({ port, host }, () => {
+    server.listen({ port, host, exclusive: true }, () => {
       server.off("error", reject)
       resolve(server.address() as AddressInfo)
     })
