@@ -1,6 +1,8 @@
 // What every command of `slotbus` shares: reading its arguments, its --help, and how a mistake the user fixes
 // becomes one line on stderr and an exit code (no stack). Exit codes: 0 done; 2 a usage mistake (a flag, an
 // argument, a target that is not there); a command gives 1 (and `call` 3) to what it says in its --help.
+import { readFileSync } from "node:fs"
+import { basename } from "node:path"
 import { type ParseArgsConfig, parseArgs } from "node:util"
 import { printable } from "../kit/index.ts"
 
@@ -66,11 +68,36 @@ export async function runCommand(
 // The process that started this one, taken as the command's module loads.
 const startedBy = process.ppid
 
+/** `pid`'s parent, from /proc (Linux); null when it cannot be read. */
+function parentOf(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1")
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+  } catch {
+    return null
+  }
+}
+
+/**
+ * When this process's parent is a `sh -c` (how npm and npx run a command), the sh's parent (npm): a SIGHUP to npm
+ * kills it without passing it on, and its sh, reparented, waits on. Null otherwise, or off Linux.
+ */
+function npmAbove(): number | null {
+  try {
+    const [argv0, flag] = readFileSync(`/proc/${startedBy}/cmdline`, "latin1").split("\0")
+    if (flag !== "-c" || !/^(?:da|ba)?sh$/.test(basename(argv0 ?? ""))) return null
+  } catch {
+    return null
+  }
+  return parentOf(startedBy)
+}
+
 /**
  * Resolves at SIGINT or SIGTERM (Ctrl-C, a service manager's stop), and for a command that npm, npx or bunx started
  * (they set npm_command, npm_lifecycle_event) once its parent is gone: npm passes a SIGTERM to its `sh -c` alone,
  * which dies of it without passing it on, and a kill -9 of bunx or npx leaves its child; the command would run on
- * under init, its port held. `off` forgets them all.
+ * under init, its port held. Under a `sh -c`, also once the sh's parent (npm) is gone: a SIGHUP kills npm alone,
+ * and its sh waits on. `off` forgets them all.
  */
 export function untilStopped(name: string): {
   stopped: Promise<void>
@@ -92,12 +119,18 @@ export function untilStopped(name: string): {
   process.once("SIGINT", stop)
   process.once("SIGTERM", stop)
   if (process.env.npm_command || process.env.npm_lifecycle_event) {
+    const npm = npmAbove()
     // a reparented process has a new ppid (init, or a subreaper): once a second is cheap, and soon enough for a port
     orphaned = setInterval(() => {
-      if (process.ppid === startedBy) return
-      process.stderr.write(
-        `slotbus ${name}: started by npm, npx or bunx, and its parent (pid ${startedBy}) is gone: stopping as on SIGTERM\n`,
-      )
+      if (process.ppid !== startedBy)
+        process.stderr.write(
+          `slotbus ${name}: started by npm, npx or bunx, and its parent (pid ${startedBy}) is gone: stopping as on SIGTERM\n`,
+        )
+      else if (npm !== null && parentOf(startedBy) !== npm)
+        process.stderr.write(
+          `slotbus ${name}: started by npm or npx (pid ${npm}), which is gone (its sh -c, pid ${startedBy}, waits on): stopping as on SIGTERM\n`,
+        )
+      else return
       stop()
     }, 1000)
     orphaned.unref()

@@ -1,6 +1,7 @@
 // `slotbus hub` started by npm (`npm run hub`, `npx slotbus hub`): npm passes a SIGTERM to its `sh -c` alone, and
 // dash dies of it without passing it on. The hub, reparented, stops as on SIGTERM (its port free); a hub started
-// otherwise (`nohup slotbus hub &` from a shell that then exits) runs on. Under Bun and Node (the CLI runs on both).
+// otherwise (`nohup slotbus hub &` from a shell that then exits) runs on. A SIGHUP to npm kills npm alone, its sh
+// waiting on under init: the hub stops then too. Under Bun and Node (the CLI runs on both).
 import { afterAll, expect, test } from "bun:test"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
@@ -46,6 +47,29 @@ async function hubUnderSh(runtime: PeerRuntime, npm: boolean) {
   const children = readFileSync(`/proc/${sh.pid}/task/${sh.pid}/children`, "utf8").trim().split(" ")
   expect(children).toHaveLength(1)
   return { sh, port, pid: Number(children[0]) }
+}
+
+/**
+ * Starts the hub as npm does: a stand-in for npm (a JavaScript process with no SIGHUP listener, as npm has none)
+ * runs `sh -c <hub>`. The stand-in, and the hub's pid (the sh's one child).
+ */
+async function hubUnderNpm(runtime: PeerRuntime) {
+  const port = await freePort()
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    SLOTBUS_LIB: await libraryPath(),
+    NODE_NO_WARNINGS: "1",
+    npm_command: "exec",
+    SLOTBUS_TEST_SH: hubCommand(runtime, port, join(dir, `${runtime}-${port}-npm.token`)),
+  }
+  const npmCode = `require("node:child_process").spawn("/bin/sh", ["-c", process.env.SLOTBUS_TEST_SH], { stdio: "inherit" })`
+  const npm = spawn([process.execPath, "-e", npmCode], { env })
+  await npm.waitLine(/listening on http:\/\/127\.0\.0\.1:\d+/, 30_000)
+  const children = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(" ")
+  const [sh] = children(npm.pid)
+  expect(children(npm.pid)).toHaveLength(1)
+  expect(children(Number(sh))).toHaveLength(1)
+  return { npm, port, sh: Number(sh), pid: Number(children(Number(sh))[0]) }
 }
 
 /** Whether the process ran to its end (gone, or a zombie its new parent has not reaped yet). */
@@ -95,6 +119,33 @@ test.each(["bun", "node"] as PeerRuntime[])(
       for (const pid of [npm.pid, plain.pid]) if (!ended(pid)) process.kill(pid, "SIGKILL")
       await npm.sh.kill()
       await plain.sh.kill()
+    }
+  },
+  60_000,
+)
+
+test.each(["bun", "node"] as PeerRuntime[])(
+  "%s: SIGHUP to npm, which dies of it and leaves its sh -c waiting, stops the hub npm started, its port free",
+  async (runtime) => {
+    if (peerSkip(runtime)) return console.log(`skipped: ${peerSkip(runtime)}`)
+    const { npm, port, sh, pid } = await hubUnderNpm(runtime)
+    try {
+      npm.signal("SIGHUP")
+      await npm.proc.exited
+      expect(npm.proc.signalCode).toBe("SIGHUP")
+      // before the fix it ran on, its sh waiting under init, the port held
+      await until(() => ended(pid), "the hub npm started stopped", 20_000)
+      const said = new RegExp(
+        `^slotbus hub: started by npm or npx \\(pid ${npm.pid}\\), which is gone \\(its sh -c, pid ${sh}, waits on\\): stopping as on SIGTERM$`,
+        "m",
+      )
+      await until(() => said.test(npm.stderr), "the hub said why it stopped")
+      expect(await portFree(port)).toBe(true)
+      await until(() => ended(sh), "its sh ended with it", 20_000)
+    } finally {
+      if (!ended(pid)) process.kill(pid, "SIGKILL")
+      if (!ended(sh)) process.kill(sh, "SIGKILL")
+      await npm.kill()
     }
   },
   60_000,
