@@ -176,7 +176,10 @@ const METHOD_NOT_ALLOWED = encoder.encode(
   JSON.stringify({ error: "method-not-allowed", message: "/metrics takes GET, HEAD" }),
 )
 
-/** `body` (null: none, a HEAD's) written with `status` and `headers`: settled once it is out or the client is gone. */
+/**
+ * `body` (null: none, a HEAD's) written with `status` and `headers`: settled once it is out or the client is gone,
+ * at once when it was gone before (a destroyed response calls neither end's callback nor, again, "close").
+ */
 function written(
   res: ServerResponse,
   status: number,
@@ -184,6 +187,7 @@ function written(
   headers: Record<string, string>,
 ): Promise<void> {
   return new Promise((resolve) => {
+    if (res.destroyed || res.writableEnded) return resolve()
     const done = () => {
       res.off("close", done)
       resolve()

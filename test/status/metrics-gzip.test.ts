@@ -126,6 +126,29 @@ describe.each(PEER_RUNTIMES)("a %s front", (runtime) => {
     },
     60_000,
   )
+
+  test.skipIf(peerSkip(runtime) !== null)(
+    "on node:http, the handler's promise settles when its client has gone before it was called",
+    async () => {
+      const { front, http } = await startFront(runtime, busName("gzl"))
+      try {
+        for (let i = 0; i < 5; i++) {
+          const gone = new AbortController()
+          const asked = fetch(`${http}/late`, { signal: gone.signal }).catch(() => null)
+          await Bun.sleep(50)
+          gone.abort()
+          await asked
+        }
+        const count = async () =>
+          (await (await fetch(`${http}/late-count`)).json()) as { calls: number; settled: number }
+        await until(async () => (await count()).calls === 5, "the five calls made", 10_000)
+        await until(async () => (await count()).settled === 5, "the five calls settled", 10_000)
+      } finally {
+        await stop(front)
+      }
+    },
+    60_000,
+  )
 })
 
 test("the HTTP hub answers gzip to a scrape of /metrics that takes it, the text to others", async () => {

@@ -4,7 +4,8 @@
 // of the app's server (Bun.serve under Bun, node:http with nodeHandler under Node), serveStatus([bus]) on a port of
 // its own, and the same handler as it is on an Express app's `app.all("/metrics", …)` and a plain node:http server's
 // `(req, res) => metrics(req, res)` (node:http is Bun's under Bun). The plain server's /counted serves a source whose
-// first computation throws and that counts its computations (test_reads_total). Prints
+// first computation throws and that counts its computations (test_reads_total); its /late calls the handler once
+// the client has gone, /late-count says how many such calls settled. Prints
 // "ready <app url> <status url> <express url> <node:http url>"; exits on SIGTERM.
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -45,9 +46,17 @@ const source = {
   },
 }
 const countedMetrics = metricsHandler([source], { maxAgeMs: 600_000 })
+// /late: the handler called once its client has gone (as after an auth step the scraper did not wait for)
+const late = { calls: 0, settled: 0 }
 const plain = createServer((req, res) => {
   if (req.url === "/metrics") return metrics(req, res)
   if (req.url === "/counted") return countedMetrics(req, res)
+  if (req.url === "/late")
+    return void res.once("close", () => {
+      late.calls++
+      void metrics(req, res).then(() => late.settled++)
+    })
+  if (req.url === "/late-count") return void res.end(JSON.stringify(late))
   res.writeHead(404).end()
 })
 const plainUrl = await listening(plain)
