@@ -18,7 +18,7 @@ export const align8 = (n: number) => n + (-n & 7)
 export const OWN_ERROR = "slotbus-error"
 
 /** The bytes of a body, as a view where it can be one; a detached buffer is a TypeError, never 0 bytes. */
-export function toBytes(body: BodyInit, what: string): Uint8Array {
+export function toBytes(body: BodyInit, what: string, takes = BODY_KINDS): Uint8Array {
   if (body == null) return EMPTY
   if (typeof body === "string") return encoder.encode(body)
   let bytes: Uint8Array
@@ -27,15 +27,15 @@ export function toBytes(body: BodyInit, what: string): Uint8Array {
     bytes = new Uint8Array(notDetached(body.buffer, what), body.byteOffset, body.byteLength)
   else if (body instanceof ArrayBuffer || body instanceof SharedArrayBuffer)
     bytes = new Uint8Array(notDetached(body, what))
-  else
-    throw new TypeError(
-      `${what} must be a Uint8Array (or another ArrayBufferView), ArrayBuffer, Blob, string or null, got ${typeof body}`,
-    )
+  else throw new TypeError(`${what} must be ${takes}, got ${typeof body}`)
   // A view of a detached buffer has length 0, so only an empty one needs its buffer looked at: reading
   // `.buffer` of a small typed array makes JSC allocate one (~1 µs), which a request must not pay.
   if (bytes.byteLength === 0) notDetached(bytes.buffer, what)
   return bytes
 }
+
+/** What toBytes takes, as its TypeError says (a reply says more: a handler may return more kinds of body). */
+const BODY_KINDS = "a Uint8Array (or another ArrayBufferView), ArrayBuffer, Blob, string or null"
 
 /** A streamed body's chunk as bytes: what toBytes takes, or a Blob, read whole (a promise then). */
 export function chunkBytes(chunk: unknown): Uint8Array | Promise<Uint8Array> {

@@ -13,15 +13,19 @@ import { ownError, thrownField, thrownText } from "./thrown.ts"
 /** A reply's status: what HTTP can carry (three digits). */
 const STATUS = { what: "status", max: 999 }
 
+/** A body a Web Response takes that is none of BodyInit's: made into one by `new Response(body)` (webReply). */
+export type WebBody = URLSearchParams | FormData | AsyncIterable<Uint8Array | string>
+
 /**
- * What a handler returns: a reply object, a Response, or just the body. A `ReadableStream` body (or a Response's)
- * streams to the caller chunk by chunk as it is produced (docs/PROTOCOL.md §9).
+ * What a handler returns: a reply object, a Response, or just the body. A `ReadableStream` body (or a Response's,
+ * or an async iterable's) streams to the caller chunk by chunk as it is produced (docs/PROTOCOL.md §9).
  */
 export type SlotReply =
-  | { status?: number; headers?: HeadersLike; body?: BodyInit | ReadableStream }
+  | { status?: number; headers?: HeadersLike; body?: BodyInit | ReadableStream | WebBody }
   | Response
   | BodyInit
   | ReadableStream
+  | WebBody
 
 /** A Response, a Blob, a stream, or a reply whose body is a Blob or a stream: read before the slot is written. */
 export function isAsyncReply(out: unknown): out is Response | Blob | ReadableStream | { body: Blob | ReadableStream } {
@@ -105,9 +109,39 @@ function replyParts(r: unknown): { status?: number; headers?: HeadersLike; body?
     r === null || typeof r !== "object"
       ? `a ${typeof r} (${String(r).slice(0, 40)})`
       : `an object without status or body`
-  throw new TypeError(
-    `the handler returned ${what}; return a body (string, Uint8Array, ArrayBuffer, Blob), { status, headers, body }, a Response, or nothing`,
-  )
+  throw new TypeError(`the handler returned ${what}; return ${REPLIES}`)
+}
+
+const BODIES =
+  "a Uint8Array (or another ArrayBufferView), ArrayBuffer, Blob, ReadableStream, URLSearchParams, FormData, async iterable, string or null"
+const REPLIES =
+  "a body (string, Uint8Array or another ArrayBufferView, ArrayBuffer, Blob, ReadableStream, URLSearchParams, FormData, async iterable), { status, headers, body }, a Response, or nothing"
+
+/** A reply, or { status, headers, body }'s body, that is a body only a Response takes, as its Response made. */
+export class WebReply {
+  constructor(readonly reply: { status?: number; headers: [string, string][]; body: ReadableStream | null }) {}
+}
+
+const isWebBody = (b: unknown): b is WebBody =>
+  typeof b === "object" &&
+  b !== null &&
+  (b instanceof URLSearchParams || b instanceof FormData || Symbol.asyncIterator in b)
+
+/**
+ * A reply that is, or whose body is, a body a Web Response takes and BodyInit does not (URLSearchParams, FormData, an
+ * async iterable) as the reply with that Response's body stream, and its content-type (as a Request's would be) unless
+ * the reply names one; null for anything else. Looked for only once a reply was none of the usual kinds.
+ */
+function webReply(out: unknown): WebReply | null {
+  const parts = isWebBody(out) ? { body: out } : (out as { status?: number; headers?: HeadersLike; body?: unknown })
+  if (!isWebBody(parts.body)) return null
+  const made = new Response(parts.body as ConstructorParameters<typeof Response>[0])
+  const head = headerPairs(parts.headers)
+  const headers: [string, string][] = []
+  for (let i = 0; i < head.length; i += 2) headers.push([head[i]!, head[i + 1]!])
+  const type = made.headers.get("content-type")
+  if (type !== null && !headers.some(([name]) => name === "content-type")) headers.push(["content-type", type])
+  return new WebReply({ status: parts.status, headers, body: made.body })
 }
 
 /** Where an answer is encoded: the start of the arena, at least `need` bytes long (all of it if fewer), and its size. */
@@ -120,7 +154,8 @@ export interface AnswerArena {
 
 /**
  * A handler's outcome written into `to`'s arena as the answer (docs/PROTOCOL.md §6): head, padding, body; a throw,
- * or a reply that cannot be sent (bad status, too large), as the error answer.
+ * or a reply that cannot be sent (bad status, too large), as the error answer. A reply of a body only a Response
+ * takes is not written: it comes back as a WebReply, to be answered as a stream reply is.
  */
 export function encodeAnswer(to: AnswerArena, req: SlotRequest, out: unknown, threw: boolean) {
   const room = to.room
@@ -163,7 +198,7 @@ export function encodeAnswer(to: AnswerArena, req: SlotRequest, out: unknown, th
         body.copyTo(arena, align8(headLen))
         bodyLen = body.length
       } else {
-        const body = toBytes(reply.body as BodyInit, "reply body")
+        const body = toBytes(reply.body as BodyInit, "reply body", BODIES)
         if (at + body.length > room) throw tooLarge(body.length, room, to.roomIs)
         const arena = to.arena(at + body.length)
         headLen = writeHead(arena, strings)
@@ -172,6 +207,13 @@ export function encodeAnswer(to: AnswerArena, req: SlotRequest, out: unknown, th
       }
     }
   } catch (e) {
+    if (!threw && e instanceof TypeError && typeof out === "object" && out !== null)
+      try {
+        const web = webReply(out)
+        if (web) return web
+      } catch (made) {
+        e = made
+      }
     ;({ headLen, bodyLen } = writeError(to, e))
     ;(status = 500), (flags = RespFlag.ERROR)
   }

@@ -6,6 +6,7 @@ import {
   isAsyncReply,
   readAsyncReply,
   streamParts,
+  WebReply,
   Whole,
   wholeOrStream,
   type StreamParts,
@@ -98,15 +99,21 @@ export class Serving {
       }
     }
     if (threw) serverTrace.failed(req, out)
+    let again: WebReply | undefined
     try {
       if (sink.open) {
         const a = encodeAnswer(sink, req, out, threw)
-        serverTrace.answered(req, a.status, threw)
-        sink.complete(a)
+        if (a instanceof WebReply) again = a
+        else {
+          serverTrace.answered(req, a.status, threw)
+          sink.complete(a)
+        }
       } // else nobody waits for it
     } finally {
-      this.over(req, sink)
+      if (again === undefined) this.over(req, sink)
     }
+    // a body only a Response takes (URLSearchParams, FormData, an async iterable): its Response's stream, answered so
+    if (again !== undefined) this.answer(req, sink, again.reply, false)
   }
 
   private over(req: SlotRequest, sink: AnswerSink) {
