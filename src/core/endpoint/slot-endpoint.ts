@@ -21,6 +21,7 @@ import {
 import { answerHead, BorrowedResponse, forgotten, inTurnSaves, NO_HEAD, remoteError } from "./response.ts"
 import { answerValue, type AnswerSlot } from "./answer-value.ts"
 import { SlotFrames, StreamIn, type SlotStreamOwner } from "./stream-in.ts"
+import { evictingNext, stuckSlots } from "./eviction.ts"
 import type { FlightRecorder } from "../probe/recorder.ts"
 import { nanoseconds } from "../../runtime/index.ts"
 
@@ -81,6 +82,9 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
   workerIndex = -1
   readonly distance = 0
   state: LinkState = "serving"
+  /** While evicting: the state it goes back to if it hands its stuck slots back, and nowMs() of its last answer. */
+  private resume: LinkState = "serving"
+  private answeredAt = 0
   /** Set when it left the bus's books: an answer collected while it is dropped cannot keep its slot. */
   private gone = false
   readonly pump: Pump
@@ -144,13 +148,16 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
 
   drain() {
     if (this.state === "serving" || this.state === "retiring") this.state = "draining"
+    else if (this.state === "evicting") this.resume = "draining" // what it is if it hands its stuck slots back
   }
 
   retire() {
     if (this.state === "serving") this.state = "retiring"
+    else if (this.state === "evicting" && this.resume === "serving") this.resume = "retiring"
   }
   serve() {
     if (this.state === "retiring") this.state = "serving"
+    else if (this.state === "evicting" && this.resume === "retiring") this.resume = "serving"
   }
   get capacity() {
     return this.chan.slotCount
@@ -237,13 +244,23 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
       const ns = nanoseconds()
       if (ns - this.busyFrom > PACK_CROWDED_NS) this.rate(0, ns)
     }
-    // evicting when a caller still waited, who has given up since: it goes now (a hung worker may never answer)
-    if (this.state === "evicting" && this.waiting === 0) return this.hooks.evict(this)
+    if (this.state === "evicting") return this.leave(now, false) // a caller waited, who has given up since
     if ((this.state !== "serving" && this.state !== "retiring") || this.stuckSlots(now) < this.settings.maxStuck) return
     // Its handlers hang: send it nothing more, and let it go once nobody waits for it any longer.
+    this.resume = this.state
     this.state = "evicting"
+    this.leave(now, false)
+  }
+
+  /** Evicting (`answered`: it just answered): once nobody waits for it, it serves on, waits or goes (evictingNext). */
+  private leave(now: number, answered: boolean) {
+    if (answered) this.answeredAt = now
+    if (this.waiting > 0) return
+    const next = evictingNext(this.stuckSlots(now), now - this.answeredAt, this.settings)
+    if (next === "serve") return void ((this.state = this.resume), this.host.freed())
+    if (next === "wait") return
     this.host.counters.evictedWorker()
-    if (this.waiting === 0) this.hooks.evict(this)
+    this.hooks.evict(this)
   }
 
   /** The pump's duty: take every answer the worker completed, hand it to its caller, return the slots. */
@@ -289,7 +306,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
     }
     if (answers > 0) this.rate(answers, now)
     if (n > 0) this.host.freed()
-    if (this.state === "evicting" && this.waiting === 0) this.hooks.evict(this)
+    if (this.state === "evicting" && !this.gone) this.leave(nowMs(), n > 0) // (left() collects what it answered)
     return n
   }
 
@@ -410,12 +427,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
 
   /** Slots the worker still holds stuckAfterMs past their request's deadline, or past its giving up if later. */
   stuckSlots(now: number): number {
-    let n = 0
-    for (let s = 0; s < this.pending.length; s++) {
-      const p = this.pending[s]
-      if (p?.phase === "settled" && this.lent[s] === null && now - p.stuckFrom >= this.settings.stuckAfterMs) n++
-    }
-    return n
+    return stuckSlots(this.pending, this.lent, now, this.settings.stuckAfterMs)
   }
 
   info(): WorkerInfo {
