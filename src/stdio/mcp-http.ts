@@ -399,14 +399,14 @@ export class McpHttpHandler {
   /**
    * The client gave up one of its requests (`notifications/cancelled`): it ignores any answer from now on (the MCP
    * spec), so the HTTP request or SSE stream waiting for one ends here, with a -32800 error, and the session may go
-   * idle. The cancel goes on to the bus as it came (it tells the worker). (A session's own initialize is never named:
-   * the client learns the session's id from its answer.)
+   * idle. The cancel goes on to the bus naming the id as written (it tells the worker; 1.50 read as 1.5 named 1.5).
+   * (A session's own initialize is never named: the client learns the session's id from its answer.)
    */
   private cancelled(s: Session, msg: JsonRpcMessage, body: string): void {
     const params = msg.params as Record<string, unknown> | undefined
     if (typeof params !== "object" || params === null || Array.isArray(params)) return
-    const named = params.requestId
-    const key = idKey(inexact(named) ? rawMemberOf(body, ["params"], "requestId") : named)
+    if (inexact(params.requestId)) params.requestId = rawMemberOf(body, ["params"], "requestId")
+    const key = idKey(params.requestId)
     const w = key === undefined ? undefined : s.waiting.get(key)
     if (!w) return
     s.waiting.delete(key!)
