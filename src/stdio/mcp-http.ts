@@ -33,8 +33,8 @@ interface Waiter {
   /** Set while its connection is broken: when it fires unresumed, the request is given up. */
   resume?: ReturnType<typeof setTimeout>
   /** The progressToken the client gave, and the one the worker was given in its place (unique over the bus). */
-  progressToken: unknown
-  busToken: string | undefined
+  progressToken?: unknown
+  busToken?: string
 }
 
 interface Session {
@@ -243,15 +243,14 @@ export class McpHttpHandler {
       },
       stream: null,
       initialize,
-      progressToken: undefined,
-      busToken: undefined,
     }
-    // Sessions pinned to one worker share its progress notifications (the bus sends a worker's unasked messages to
-    // every client pinned to it, whichever handler serves it), and two clients may both use token 1: each request's
-    // token is made one no other request of the bus has, nor any client can guess.
+    // Sessions pinned to one worker share its progress (the bus sends a worker's unasked messages to every client
+    // pinned to it), and two clients may both use token 1: each request's token is made one no other request of the
+    // bus has, nor any client can guess; the client's comes back as written (1.50 and 12345678901234567890 too).
     const meta = (msg.params as { _meta?: { progressToken?: unknown } } | undefined)?._meta
     if (meta && typeof meta === "object" && meta.progressToken !== undefined) {
-      waiter.progressToken = meta.progressToken
+      const t = meta.progressToken
+      waiter.progressToken = inexact(t) ? rawMemberOf(body, ["params", "_meta"], "progressToken") : t
       meta.progressToken = waiter.busToken = `slotbus-progress-${crypto.randomUUID()}`
     }
     session.waiting.set(key, waiter)

@@ -65,4 +65,19 @@ describe.each(PEER_RUNTIMES)("MCP Streamable HTTP under %s: numbers a JS number 
     },
     90_000,
   )
+
+  t(
+    "a progressToken 12345678901234567890 or 1.50 comes back as the client wrote it",
+    async () => {
+      await withFront(runtime, async (url, session) => {
+        for (const token of ["7", '"abc"', "12345678901234567890", "1.50"]) {
+          const text = await (
+            await post(url, call("4", "progress", `,"_meta":{"progressToken":${token}}`), session)
+          ).text()
+          expect(text).toContain(`"params":{"progressToken":${token},"progress":1}`)
+        }
+      })
+    },
+    90_000,
+  )
 })
