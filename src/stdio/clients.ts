@@ -6,7 +6,7 @@ import type { Books } from "./books.ts"
 import type { LimitsConfig } from "./config.ts"
 import { BusErrorCode } from "./errors.ts"
 import type { Handshakes } from "./handshakes.ts"
-import { codeOf, idKey, inexact, parseMessage, rawMemberOf } from "./jsonrpc.ts"
+import { codeOf, idKey, parseMessage } from "./jsonrpc.ts"
 import type { LifecycleView } from "./lifecycle.ts"
 import type { Instance, Pending, Pool } from "./pool.ts"
 import type { Router } from "./router.ts"
@@ -68,7 +68,7 @@ export class Clients {
     if (!pool) return
     if (typeof msg.method !== "string") return this.answerWorker(client, msg)
     if (!("id" in msg) && (msg.method === "notifications/cancelled" || msg.method === "$/cancelRequest"))
-      return this.passCancel(client, msg, line)
+      return this.passCancel(client, msg)
     return this.forward(client, pool, msg as Call, rewritten ? null : line)
   }
 
@@ -171,14 +171,14 @@ export class Clients {
    * to, under the id that worker saw. One naming nothing this client has in flight is dropped (a race with the
    * answer, or another client's id): passed on as written it would name whatever that worker has under that id.
    */
-  private async passCancel(client: BusClient, msg: JsonRpcMessage, line: string): Promise<void> {
+  private async passCancel(client: BusClient, msg: JsonRpcMessage): Promise<void> {
     const mcp = msg.method === "notifications/cancelled"
     const params = msg.params
     if (typeof params !== "object" || params === null || Array.isArray(params)) return
     const field = mcp ? "requestId" : "id"
     const named = (params as Record<string, unknown>)[field]
-    // Read as exactly as the request's own id was (parseMessage), so 12345678901234567890 or 1.5 finds it.
-    const key = idKey(inexact(named) ? rawMemberOf(line, ["params"], field) : named)
+    // Read as exactly as the request's own id was (parseMessage), so 12345678901234567890 or 1.50 finds it.
+    const key = idKey(named)
     if (key === undefined) return
     const id = this.books.idOf(client, key)
     const p = id === undefined ? undefined : this.books.pending.get(id)

@@ -15,31 +15,46 @@ export function codeOf(e: Error): number {
   return -32603
 }
 
-/** JSON.parse, except that a numeric id a JS number cannot hold exactly keeps its JSON text (as JSON.rawJSON). */
+/**
+ * JSON.parse, except that a number JSON.stringify would not write back as it is written (9007199254740993,
+ * 12345678901234567890, 0.30000000000000001, 1e400, 1.50), anywhere in the message, keeps its JSON text (as
+ * JSON.rawJSON): an id, a cancel's requestId, a progressToken, params and results all pass the bus as written. A
+ * message without a fraction, -0 or an integer past 2^53 costs one plain JSON.parse and a walk over its values;
+ * one with such a number is parsed again, with a reviver that sees each number's text. (An integer written as 1.0
+ * or 1e2 passes as 1 or 100: the same value.)
+ */
 export function parseMessage(line: string): unknown {
-  const msg = JSON.parse(line)
-  if (inexact(msg?.id)) msg.id = rawMemberOf(line, [], "id")
-  return msg
+  const msg: unknown = JSON.parse(line)
+  return holdsInexact(msg) ? JSON.parse(line, asWritten as Reviver) : msg
 }
 
-/** A number JSON.parse did not keep exactly (past 2^53, a fraction, -0): its JSON text is the id. */
+/** Whether a parsed value holds a number whose JSON text JSON.parse may not have kept (inexact()), or kept it. */
+export function holdsInexact(v: unknown): boolean {
+  if (typeof v !== "object" || v === null) return inexact(v)
+  if ("rawJSON" in v) return true
+  if (Array.isArray(v)) {
+    for (const item of v) if (typeof item === "object" ? holdsInexact(item) : inexact(item)) return true
+    return false
+  }
+  for (const k in v) {
+    const item = (v as Record<string, unknown>)[k]
+    if (typeof item === "object" ? holdsInexact(item) : inexact(item)) return true
+  }
+  return false
+}
+
+type Reviver = (key: string, value: unknown) => unknown
+const rawJSON = (text: string) => (JSON as unknown as { rawJSON(t: string): RawJSON }).rawJSON(text)
+
+function asWritten(_key: string, value: unknown, context?: { source?: string }): unknown {
+  return typeof value === "number" && context?.source !== undefined && String(value) !== context.source
+    ? rawJSON(context.source)
+    : value
+}
+
+/** A number JSON.parse may not have kept as written (past 2^53, a fraction, -0, 1e400). */
 export function inexact(v: unknown): v is number {
   return typeof v === "number" && (!Number.isSafeInteger(v) || Object.is(v, -0))
-}
-
-/** The JSON text of member `key` of the object at `path` in `line`, as JSON.rawJSON. */
-export function rawMemberOf(line: string, path: string[], key: string): RawJSON {
-  const sources = new Map<unknown, string>()
-  let root: unknown
-  // The reviver sees every member's source text, with the object holding it.
-  JSON.parse(line, function (this: unknown, k: string, value: unknown, context?: { source?: string }) {
-    if (k === key && context?.source !== undefined) sources.set(this, context.source)
-    if (k === "") root = value
-    return value
-  } as (key: string, value: unknown) => unknown)
-  let holder = root
-  for (const k of path) holder = (holder as Record<string, unknown> | null)?.[k]
-  return (JSON as unknown as { rawJSON(text: string): RawJSON }).rawJSON(sources.get(holder) ?? "null")
 }
 
 /**
@@ -58,7 +73,5 @@ export function idKey(id: unknown): string | number | undefined {
 export function idOf(key: string | number): JsonRpcId {
   if (typeof key === "number") return key
   if (key.charCodeAt(0) !== 0) return key
-  return key.charCodeAt(1) === 0
-    ? key.slice(1)
-    : (JSON as unknown as { rawJSON(t: string): RawJSON }).rawJSON(key.slice(1))
+  return key.charCodeAt(1) === 0 ? key.slice(1) : rawJSON(key.slice(1))
 }

@@ -19,7 +19,7 @@ import {
   refuseVersion,
 } from "./mcp-http-checks.ts"
 import { mcpHttpSettings, type McpHttpHost, type McpHttpOptions, type McpHttpSettings } from "./mcp-http-options.ts"
-import { idKey, idOf, inexact, parseMessage, rawMemberOf } from "./jsonrpc.ts"
+import { idKey, idOf, parseMessage } from "./jsonrpc.ts"
 import { McpHttpCounts } from "./mcp-http-metrics.ts"
 import { mcpSpan } from "./mcp-http-span.ts"
 import { SessionEvents, SseSink, type EventStream } from "./mcp-http-sse.ts"
@@ -225,7 +225,7 @@ export class McpHttpHandler {
     for (const member of Object.keys(msg)) if (!MEMBERS.has(member)) delete msg[member as keyof JsonRpcMessage]
     if (this.settings.pool !== undefined) msg.pool = this.settings.pool
     if (key === undefined) {
-      if (msg.method === "notifications/cancelled") this.cancelled(session, msg, body)
+      if (msg.method === "notifications/cancelled") this.cancelled(session, msg)
       await this.host.ingest(session.client, JSON.stringify(msg))
       return new Response(null, { status: 202 })
     }
@@ -249,8 +249,7 @@ export class McpHttpHandler {
     // bus has, nor any client can guess; the client's comes back as written (1.50 and 12345678901234567890 too).
     const meta = (msg.params as { _meta?: { progressToken?: unknown } } | undefined)?._meta
     if (meta && typeof meta === "object" && meta.progressToken !== undefined) {
-      const t = meta.progressToken
-      waiter.progressToken = inexact(t) ? rawMemberOf(body, ["params", "_meta"], "progressToken") : t
+      waiter.progressToken = meta.progressToken
       meta.progressToken = waiter.busToken = `slotbus-progress-${crypto.randomUUID()}`
     }
     session.waiting.set(key, waiter)
@@ -401,11 +400,10 @@ export class McpHttpHandler {
    * idle. The cancel goes on to the bus naming the id as written (it tells the worker; 1.50 read as 1.5 named 1.5).
    * (A session's own initialize is never named: the client learns the session's id from its answer.)
    */
-  private cancelled(s: Session, msg: JsonRpcMessage, body: string): void {
+  private cancelled(s: Session, msg: JsonRpcMessage): void {
     const params = msg.params as Record<string, unknown> | undefined
     if (typeof params !== "object" || params === null || Array.isArray(params)) return
-    if (inexact(params.requestId)) params.requestId = rawMemberOf(body, ["params"], "requestId")
-    const key = idKey(params.requestId)
+    const key = idKey(params.requestId) // as the client wrote it (parseMessage), as its request's id was
     const w = key === undefined ? undefined : s.waiting.get(key)
     if (!w) return
     s.waiting.delete(key!)

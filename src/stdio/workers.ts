@@ -7,7 +7,7 @@ import { closeAtExit, Reaper, ReplaceError, sleep, Supervisor, SupervisorError }
 import type { LimitsConfig } from "./config.ts"
 import { JsonRpcError, poolFailed, ReloadError, SpawnError } from "./errors.ts"
 import type { Handshakes } from "./handshakes.ts"
-import { parseMessage } from "./jsonrpc.ts"
+import { holdsInexact, parseMessage } from "./jsonrpc.ts"
 import type { LifecycleView } from "./lifecycle.ts"
 import { LineSplitter } from "./lines.ts"
 import type { Instance, Pool } from "./pool.ts"
@@ -377,9 +377,11 @@ export class Workers {
         return
       }
       if (p.resolve) {
-        if (msg.error && typeof msg.error === "object")
-          p.reject!(new JsonRpcError(Number(msg.error.code), String(msg.error.message), msg.error.data))
-        else p.resolve(msg.result)
+        // the bus's own request() resolves with JSON.parse's numbers, not the JSON text kept for the wire
+        const m = holdsInexact(msg) ? (JSON.parse(line) as JsonRpcMessage) : msg
+        if (m.error && typeof m.error === "object")
+          p.reject!(new JsonRpcError(Number(m.error.code), String(m.error.message), m.error.data))
+        else p.resolve(m.result)
         return
       }
       msg.id = p.originalId

@@ -81,3 +81,48 @@ describe.each(PEER_RUNTIMES)("MCP Streamable HTTP under %s: numbers a JS number 
     90_000,
   )
 })
+
+describe.each(PEER_RUNTIMES)("MCP Streamable HTTP under %s: payloads pass as written", (runtime) => {
+  afterAll(removeNodeBuilds)
+  const t = test.skipIf(peerSkip(runtime) !== null)
+
+  t(
+    "params reach the worker, and its result reaches the client, byte for byte (JSON and SSE answers)",
+    async () => {
+      await withFront(runtime, async (url, session) => {
+        for (const accept of ["application/json", "text/event-stream"]) {
+          const sent = await (await post(url, call("5", "line", `,"arguments":${ARGS}`), { ...session, accept })).text()
+          // the worker's answer holds the line it got as a string: JSON.stringify of it escapes the quotes
+          expect(sent).toContain(JSON.stringify(`"arguments":${ARGS}`).slice(1, -1))
+          const got = await (await post(url, call("6", "numbers"), { ...session, accept })).text()
+          expect(got).toContain(`{"jsonrpc":"2.0","id":6,"result":{"n":${NUMBERS}}}`)
+        }
+      })
+    },
+    90_000,
+  )
+})
+
+describe("the NDJSON path: payloads pass as written", () => {
+  test("bus.send() params reach the worker as written, its result comes out of messages() as written; request() gets numbers", async () => {
+    const bus = StdioBus.fromConfig({ pools: [{ id: "x", command: process.execPath, args: [WORKER] }] })
+    await bus.start()
+    try {
+      const messages = bus.messages()[Symbol.asyncIterator]()
+      await bus.send(call("12345678901234567890", "line", `,"arguments":${ARGS}`))
+      const sent = (await messages.next()).value!.message as { result: { content: { text: string }[] } }
+      expect(JSON.stringify(sent)).toStartWith('{"jsonrpc":"2.0","id":12345678901234567890,')
+      expect(sent.result.content[0]!.text).toContain(`"arguments":${ARGS}`)
+      await bus.send(call("7", "numbers"))
+      expect(JSON.stringify((await messages.next()).value!.message)).toBe(
+        `{"jsonrpc":"2.0","id":7,"result":{"n":${NUMBERS}}}`,
+      )
+      // the bus's own request() resolves with plain numbers, as JSON.parse reads them
+      expect(await bus.request("tools/call", { name: "numbers" })).toEqual({
+        n: [9007199254740992, 12345678901234567000, 0.3, Number.POSITIVE_INFINITY, 1.5],
+      })
+    } finally {
+      await bus.stop()
+    }
+  }, 60_000)
+})
