@@ -34,8 +34,11 @@ export function refuseSource(request: Request, guards: HttpGuards): Response | n
         `Forbidden: Origin ${JSON.stringify(origin)} is not allowed; allow it with allowedOrigins (--allow-origin)`,
       )
   }
-  if (guards.allowedHosts !== true) {
-    const host = request.headers.get("host") ?? URL.parse(request.url)?.host ?? ""
+  // The Host a rebound page's request carries (a browser always sends one: fetch cannot leave it out), else its
+  // URL's. A request with neither (HTTP/1.0 without Host: Bun hands on a bare path, node:http fills in "localhost";
+  // HTTP/1.1 demands Host, and both runtimes refuse one without it) is no browser's, as one without Origin is not.
+  const host = request.headers.get("host") ?? URL.parse(request.url)?.host ?? ""
+  if (guards.allowedHosts !== true && host !== "") {
     const name = hostName(host)
     if (!isLoopbackName(name) && !guards.allowedHosts.includes(name))
       return refusal(
