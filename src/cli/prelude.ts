@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs"
 import { basename } from "node:path"
 import { type ParseArgsConfig, parseArgs } from "node:util"
-import { printable } from "../kit/index.ts"
+import { printable, procStat } from "../kit/index.ts"
 
 // C0, DEL, C1 and bidi controls (kit/checks/escape.ts escapes these, and backslashes, which a message keeps)
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it escapes
@@ -70,12 +70,8 @@ const startedBy = process.ppid
 
 /** `pid`'s parent, from /proc (Linux); null when it cannot be read. */
 function parentOf(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "latin1")
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
-  } catch {
-    return null
-  }
+  const ppid = procStat(pid)?.[1]
+  return ppid === undefined ? null : Number(ppid)
 }
 
 /**

@@ -62,10 +62,18 @@ export function stoppedProcess(pid: number): boolean {
 
 /** The state letter of /proc/<pid>/stat (R, S, D, T, t, Z, X…), or null where there is none to read. */
 export function procState(pid: number): string | null {
+  return procStat(pid)?.[0] ?? null
+}
+
+/**
+ * The fields of /proc/<pid>/stat after the command, which may hold spaces and ")": [0] the state, [1] the parent's
+ * pid. Null where there is none to read (the process is gone, or no /proc).
+ */
+export function procStat(pid: number): string[] | null {
   if (process.platform !== "linux") return null
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "latin1")
-    return stat[stat.lastIndexOf(")") + 2] ?? null // the field after the command, which may hold ")"
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")
   } catch {
     return null
   }
