@@ -117,22 +117,19 @@ const BODIES =
 const REPLIES =
   "a body (string, Uint8Array or another ArrayBufferView, ArrayBuffer, Blob, ReadableStream, URLSearchParams, FormData, async iterable), { status, headers, body }, a Response, or nothing"
 
-/** A reply, or { status, headers, body }'s body, that is a body only a Response takes, as its Response made. */
-export class WebReply {
-  constructor(readonly reply: { status?: number; headers: [string, string][]; body: ReadableStream | null }) {}
-}
-
 const isWebBody = (b: unknown): b is WebBody =>
   typeof b === "object" &&
   b !== null &&
+  !(b instanceof ReadableStream) &&
   (b instanceof URLSearchParams || b instanceof FormData || Symbol.asyncIterator in b)
 
 /**
  * A reply that is, or whose body is, a body a Web Response takes and BodyInit does not (URLSearchParams, FormData, an
- * async iterable) as the reply with that Response's body stream, and its content-type (as a Request's would be) unless
- * the reply names one; null for anything else. Looked for only once a reply was none of the usual kinds.
+ * async iterable) as the reply with that Response's body stream, to be answered as any stream reply is, and its
+ * content-type (as a Request's would be) unless the reply names one; null for any other reply.
  */
-function webReply(out: unknown): WebReply | null {
+export function webReply(out: unknown): { status?: number; headers: [string, string][]; body: ReadableStream | null } | null {
+  if (typeof out !== "object" || out === null) return null
   const parts = isWebBody(out) ? { body: out } : (out as { status?: number; headers?: HeadersLike; body?: unknown })
   if (!isWebBody(parts.body)) return null
   const made = new Response(parts.body as ConstructorParameters<typeof Response>[0])
@@ -141,7 +138,7 @@ function webReply(out: unknown): WebReply | null {
   for (let i = 0; i < head.length; i += 2) headers.push([head[i]!, head[i + 1]!])
   const type = made.headers.get("content-type")
   if (type !== null && !headers.some(([name]) => name === "content-type")) headers.push(["content-type", type])
-  return new WebReply({ status: parts.status, headers, body: made.body })
+  return { status: parts.status, headers, body: made.body }
 }
 
 /** Where an answer is encoded: the start of the arena, at least `need` bytes long (all of it if fewer), and its size. */
@@ -154,8 +151,7 @@ export interface AnswerArena {
 
 /**
  * A handler's outcome written into `to`'s arena as the answer (docs/PROTOCOL.md §6): head, padding, body; a throw,
- * or a reply that cannot be sent (bad status, too large), as the error answer. A reply of a body only a Response
- * takes is not written: it comes back as a WebReply, to be answered as a stream reply is.
+ * or a reply that cannot be sent (bad status, too large), as the error answer.
  */
 export function encodeAnswer(to: AnswerArena, req: SlotRequest, out: unknown, threw: boolean) {
   const room = to.room
@@ -207,13 +203,6 @@ export function encodeAnswer(to: AnswerArena, req: SlotRequest, out: unknown, th
       }
     }
   } catch (e) {
-    if (!threw && e instanceof TypeError && typeof out === "object" && out !== null)
-      try {
-        const web = webReply(out)
-        if (web) return web
-      } catch (made) {
-        e = made
-      }
     ;({ headLen, bodyLen } = writeError(to, e))
     ;(status = 500), (flags = RespFlag.ERROR)
   }

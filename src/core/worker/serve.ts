@@ -6,7 +6,7 @@ import {
   isAsyncReply,
   readAsyncReply,
   streamParts,
-  WebReply,
+  webReply,
   Whole,
   wholeOrStream,
   type StreamParts,
@@ -69,6 +69,12 @@ export class Serving {
   private answer(req: SlotRequest, sink: AnswerSink, out: unknown, threw: boolean): void {
     // bytes (the common raw reply) are neither a stream nor read asynchronously
     if (!threw && !(out instanceof Uint8Array)) {
+      // a body only a Response takes (URLSearchParams, FormData, an async iterable): that Response's stream
+      try {
+        out = webReply(out) ?? out
+      } catch (e) {
+        return this.answer(req, sink, e, true)
+      }
       if (sink.window > 0) {
         let parts: StreamParts | null
         try {
@@ -99,21 +105,15 @@ export class Serving {
       }
     }
     if (threw) serverTrace.failed(req, out)
-    let again: WebReply | undefined
     try {
       if (sink.open) {
         const a = encodeAnswer(sink, req, out, threw)
-        if (a instanceof WebReply) again = a
-        else {
-          serverTrace.answered(req, a.status, threw)
-          sink.complete(a)
-        }
+        serverTrace.answered(req, a.status, threw)
+        sink.complete(a)
       } // else nobody waits for it
     } finally {
-      if (again === undefined) this.over(req, sink)
+      this.over(req, sink)
     }
-    // a body only a Response takes (URLSearchParams, FormData, an async iterable): its Response's stream, answered so
-    if (again !== undefined) this.answer(req, sink, again.reply, false)
   }
 
   private over(req: SlotRequest, sink: AnswerSink) {
