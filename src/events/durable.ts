@@ -5,8 +5,8 @@ import { madeBy } from "../kit/index.ts"
 import { longTimeout, type LongTimer } from "../kit/index.ts"
 import type { StreamFeed } from "./bridge.ts"
 import { TopicStreamError } from "./errors.ts"
-import { checkWait, EventBatch, eventIterator } from "./subscription.ts"
-import type { ReceiveOptions, TopicEvent } from "./subscription.ts"
+import { EventBatch, eventIterator, type TopicEvent } from "./event.ts"
+import { checkWait, type ReceiveOptions } from "./subscription.ts"
 
 const PREFIX = 24 // §11.2's prefix before the encoded event
 const TWO_32 = 4294967296
