@@ -16,6 +16,11 @@ import { memoryView, nanoseconds, type Pointer } from "../runtime/index.ts"
 import { dropped, freeNative, listenBell, type NativeSub } from "./native-sub.ts"
 
 const now = nanoseconds
+/**
+ * The subscriptions a reader awaits, held while it waits: the bell holds them weakly (native-sub.ts), and a reader's
+ * pending promise is reachable only through its subscription (`consume(topic.subscribe(filter))`).
+ */
+const awaited = new Set<Subscription>()
 // A reader hands the event loop back after this many events or this long, whichever comes first (as the
 // request pump does): a publisher faster than its reader must not starve the reader's timers and I/O.
 const TURN_EVENTS = 4096
@@ -287,9 +292,11 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
       const done = (ready: boolean) => {
         timer?.clear()
         this.waiters.delete(done)
+        if (this.waiters.size === 0) awaited.delete(this)
         resolve(ready)
       }
       this.waiters.add(done)
+      awaited.add(this)
       if (deadline !== Infinity) timer = longTimeout(() => done(false), (deadline - start) / 1e6) // past 2^31-1 ms a bare setTimeout fires at once
       this.pump.resume()
     })

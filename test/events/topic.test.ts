@@ -312,6 +312,24 @@ describe("lifecycle", () => {
         60_000,
       )
 
+  // before: a subscription held only by the reader awaiting it (the bell holds it weakly) was collected while the
+  // reader waited: it left the registry, its events were lost, and the reader waited for good (Bun, Node)
+  for (const runtime of PEER_RUNTIMES)
+    for (const idle of ["park", "adaptive"])
+      test.skipIf(peerSkip(runtime) !== null)(
+        `${runtime}: a subscription whose reader awaits it (${idle}) is kept: the reader gets every event`,
+        async () => {
+          const child = await peerChild(runtime, "runtime/topic-awaited.ts", [fresh(), idle])
+          try {
+            expect(await child.waitLine(/^received \d+ live \d+$/, 30_000)).toEqual(["received 3 live 0"])
+            expect(await child.exited).toBe(0)
+          } finally {
+            await child.kill()
+          }
+        },
+        60_000,
+      )
+
   test("stats list subscribers with their filter and counts, and publishers", async () => {
     const t = await openTopic()
     const sub = t.subscribe({ type: "a.*", routing: { k: "v" } }, { queue: 7 })
