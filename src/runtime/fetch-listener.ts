@@ -77,13 +77,26 @@ const BODY_WINDOW = 64 * 1024
  * aborts `gone` (the request's signal: bus.fetch counts a cancel, not an error) and errors the stream with its
  * AbortError; cancelled, the rest is read and dropped, so an answer (a 413) still reaches the client.
  */
+const BODY_READ_ALREADY =
+  "the request body was read before nodeHandler (a body parser such as express.json() ran first), so the worker " +
+  "cannot have it: mount nodeHandler before body parsers, or parse only on the routes the front answers itself"
+
+/** Whether a request's head says a body follows (Content-Length over 0, or Transfer-Encoding). */
+const declaresBody = (req: IncomingMessage) =>
+  req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0
+
 function bodyOf(req: IncomingMessage, gone: AbortController): ReadableStream<Uint8Array> {
   let open = true
   return new ReadableStream<Uint8Array>(
     {
       start(c) {
-        // read already (a body parser of Express's ran first): nothing comes any more, so it ends here, not never
-        if (req.readableEnded) return void ((open = false), c.close())
+        // read already (a body parser of Express's ran first): nothing comes any more, so it ends here, not never;
+        // one the client sent is gone, and the worker must not take it for an empty one
+        if (req.readableEnded) {
+          open = false
+          if (!declaresBody(req)) return void c.close()
+          return void c.error(new TypeError(BODY_READ_ALREADY))
+        }
         req.on("data", (b: Buffer) => {
           if (!open) return
           c.enqueue(new Uint8Array(b.buffer, b.byteOffset, b.length))

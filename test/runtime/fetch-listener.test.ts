@@ -88,14 +88,31 @@ test("the worker's hop-by-hop headers are not passed on: the connection's are no
   ])
 })
 
-test("a body a middleware read already reaches fetch as ended (empty), not as a stream that never ends", async () => {
-  const handler = nodeHandler({ fetch: async (req) => new Response(`got ${(await req.text()).length}`) })
+// before: a body a parser read reached the worker empty under its Content-Length (7, then 0 bytes), taken for none
+test("a body a middleware read already fails the request (500 naming it), not an empty body; none sent still passes", async () => {
+  const seen: string[] = []
+  const handler = nodeHandler({
+    fetch: async (req) => {
+      const text = await req.text()
+      seen.push(text)
+      return new Response(`got ${text.length}`)
+    },
+  })
   const base = await serve((req, res) => {
     req.resume() // as a body parser reads it
     req.once("end", () => handler(req, res))
   })
-  const ac = AbortSignal.timeout(30_000)
-  expect(await (await fetch(base, { method: "POST", body: "x".repeat(1000), signal: ac })).text()).toBe("got 0")
+  const signal = AbortSignal.timeout(30_000)
+  const sent = await fetch(base, { method: "POST", body: "x".repeat(1000), signal })
+  expect(sent.status).toBe(500)
+  const failure = (await sent.json()) as { name: string; message: string }
+  expect([failure.name, failure.message]).toEqual([
+    "TypeError",
+    expect.stringContaining("read before nodeHandler (a body parser such as express.json() ran first)"),
+  ])
+  const none = await fetch(base, { method: "POST", signal })
+  expect([none.status, await none.text()]).toEqual([200, "got 0"])
+  expect(seen).toEqual([""])
 }, 60_000)
 
 test("failureResponse: each failure as the HTTP hub answers it, its class named", async () => {
