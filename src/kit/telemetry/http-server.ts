@@ -14,6 +14,16 @@ import type { OtelSpan } from "./otel.ts"
 export const HTTP_SERVER_DURATION = "http_server_request_duration_seconds"
 /** Distinct routes kept as labels; after that "other" (a route is a pattern, but one set from a path must stay bounded). */
 const MAX_ROUTES = 100
+/**
+ * Distinct statuses a route keeps as labels; after that "other" (an app passing on an upstream's status answers any
+ * of 200–599: a series each made one route 400 series a method).
+ */
+const MAX_STATUSES = 16
+/** A route's series: by status (or "other"), then method; `exact` counts the statuses kept as they came. */
+interface RouteSeries {
+  exact: number
+  byStatus: Map<number | "other", Map<string, Histogram>>
+}
 
 /** One request in the front's app, while it runs: its route once known, its SERVER span when traced. */
 export interface Exchange {
@@ -56,7 +66,7 @@ export function httpRoute(req: Request | IncomingMessage, route: string): void {
 
 class ServerHistograms {
   private readonly routes = new Set<string>()
-  private readonly series = new Map<string, Map<number, Map<string, Histogram>>>()
+  private readonly series = new Map<string, RouteSeries>()
   private count = 0
 
   /** OpenTelemetry histograms recording every request too (reportMetrics), as `http.server.request.duration`. */
@@ -71,16 +81,22 @@ class ServerHistograms {
   observe(method: string, route: string | undefined, status: number, ns: number): void {
     // by route, then status, then method: no string made per request
     const r = route === undefined ? "" : this.routeLabel(route)
+    let rs = this.series.get(r)
+    if (rs === undefined) this.series.set(r, (rs = { exact: 0, byStatus: new Map() }))
+    let s: number | "other" = status
+    let byMethod = rs.byStatus.get(s)
+    if (byMethod === undefined) {
+      if (rs.exact < MAX_STATUSES) rs.exact++
+      else s = "other"
+      byMethod = rs.byStatus.get(s)
+      if (byMethod === undefined) rs.byStatus.set(s, (byMethod = new Map()))
+    }
     if (this.taps.size > 0) {
       const attributes: Record<string, string | number> = { "http.request.method": method }
       if (r !== "") attributes["http.route"] = r
-      attributes["http.response.status_code"] = status
+      attributes["http.response.status_code"] = status // an int, as the conventions say; the SDK bounds its series
       for (const record of this.taps) record(attributes, ns / 1e9)
     }
-    let byStatus = this.series.get(r)
-    if (byStatus === undefined) this.series.set(r, (byStatus = new Map()))
-    let byMethod = byStatus.get(status)
-    if (byMethod === undefined) byStatus.set(status, (byMethod = new Map()))
     let h = byMethod.get(method)
     if (h === undefined) {
       byMethod.set(method, (h = new Histogram(DURATION_BUCKETS)))
@@ -99,7 +115,7 @@ class ServerHistograms {
   families(): MetricFamily[] {
     if (this.count === 0) return []
     const samples: MetricSample[] = []
-    for (const [route, byStatus] of this.series)
+    for (const [route, { byStatus }] of this.series)
       for (const [status, byMethod] of byStatus)
         for (const [method, h] of byMethod) {
           const labels: Record<string, string> = { http_request_method: method }

@@ -4,7 +4,9 @@
 // them. And the bus's route labels (bus-metrics.ts): a client's methods of its own are one `_OTHER`, not a label
 // each filling `metricsRoutes` until the app's own routes read `other`; and `metricsRoutes` counts routes, not
 // route and method pairs, so a client sending every method to some routes of a front (Bun.serve, and node:http
-// under Node) leaves the app's other routes their own series.
+// under Node) leaves the app's other routes their own series. And the server histogram's statuses (http-server.ts): a
+// front passing on whatever status its upstream answers keeps each route's first 16, the rest one `other`, not a
+// series per status (400 statuses on one route made its /metrics 8.2 MB).
 import { afterAll, describe, expect, test } from "bun:test"
 import { connect } from "node:net"
 import { failureResponse, instrument, SlotBus } from "../../../src/index.ts"
@@ -118,6 +120,48 @@ describe.each(PEER_RUNTIMES)("a %s front", (runtime) => {
         // each route keeps every method it was sent, under the label it had: PROPFIND as _OTHER
         const labels = methods.map((m) => (m === "PROPFIND" ? "_OTHER" : m))
         for (let i = 0; i < 8; i++) expect(labels.map((m) => count(`${m} /b${i}/:id`))).toEqual(Array(8).fill(1))
+      } finally {
+        front.signal("SIGTERM")
+        await front.exited
+      }
+    },
+    60_000,
+  )
+})
+
+describe.each(PEER_RUNTIMES)("a %s front in instrument()", (runtime) => {
+  test.skipIf(peerSkip(runtime) !== null)(
+    "answering 400 statuses on one route keeps its first 16 and one `other`; its other routes keep theirs",
+    async () => {
+      const front = await peerChild(runtime, "core/status-front.ts", [])
+      try {
+        const [, base] = await front.waitLine(/^ready (\S+)$/, 30_000)
+        const statuses = Array.from({ length: 400 }, (_, i) => 200 + i) // 200 to 599, in this order
+        for (const method of ["GET", "POST"])
+          for (const status of statuses) {
+            const res = await fetch(`${base}/status/${status}`, { method })
+            expect([method, res.status]).toEqual([method, status])
+            await res.arrayBuffer()
+          }
+        const ok = await fetch(`${base}/ok`) // the app's own route, after the client's statuses
+        expect(ok.status).toBe(200)
+        await ok.arrayBuffer()
+        const text = await (await fetch(`${base}/metrics`)).text()
+        const series = [
+          ...text.matchAll(
+            /^http_server_request_duration_seconds_count\{http_request_method="(\w+)",http_route="\/status\/:code",http_response_status_code="(\w+)"\} (\d+)$/gm,
+          ),
+        ].map((m) => `${m[1]} ${m[2]} ${m[3]}`)
+        const kept = statuses.slice(0, 16)
+        expect(series.sort()).toEqual(
+          ["GET", "POST"].flatMap((m) => [...kept.map((s) => `${m} ${s} 1`), `${m} other ${400 - 16}`]).sort(),
+        )
+        expect(
+          sample(
+            text,
+            'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/ok",http_response_status_code="200"}',
+          ),
+        ).toBe(1)
       } finally {
         front.signal("SIGTERM")
         await front.exited
