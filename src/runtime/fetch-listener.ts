@@ -72,11 +72,6 @@ function absoluteForm(target: string): string | null {
 
 const BODY_WINDOW = 64 * 1024
 
-/**
- * `req`'s body as a stream, read as it is pulled (the socket paused past 64 KiB unread). The client gone mid-body
- * aborts `gone` (the request's signal: bus.fetch counts a cancel, not an error) and errors the stream with its
- * AbortError; cancelled, the rest is read and dropped, so an answer (a 413) still reaches the client.
- */
 const BODY_READ_ALREADY =
   "the request body was read before nodeHandler (a body parser such as express.json() ran first), so the worker " +
   "cannot have it: mount nodeHandler before body parsers, or parse only on the routes the front answers itself"
@@ -85,6 +80,11 @@ const BODY_READ_ALREADY =
 const declaresBody = (req: IncomingMessage) =>
   req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0
 
+/**
+ * `req`'s body as a stream, read as it is pulled (the socket paused past 64 KiB unread). The client gone mid-body
+ * aborts `gone` (the request's signal: bus.fetch counts a cancel, not an error) and errors the stream with its
+ * AbortError; cancelled, the rest is read and dropped, so an answer (a 413) still reaches the client.
+ */
 function bodyOf(req: IncomingMessage, gone: AbortController): ReadableStream<Uint8Array> {
   let open = true
   return new ReadableStream<Uint8Array>(
