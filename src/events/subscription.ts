@@ -1,14 +1,7 @@
 // A subscriber: C filters and copies matching records into a private batch; JS reads events out of it.
 import type { IdleStrategy } from "../core/index.ts"
 import { Pump, type Parking } from "../core/internal.ts"
-import {
-  checkNumber,
-  checkOptions,
-  longTimeout,
-  madeBy,
-  optionNames,
-  type LongTimer,
-} from "../kit/index.ts"
+import { checkNumber, checkOptions, longTimeout, madeBy, optionNames, type LongTimer } from "../kit/index.ts"
 import { topicNative } from "../native/ffi.ts"
 import { topicError } from "./errno.ts"
 import { eventAt, eventIterator, EventBatch, type TopicEvent } from "./event.ts"

@@ -128,8 +128,11 @@ const isWebBody = (b: unknown): b is WebBody =>
  * async iterable) as the reply with that Response's body stream, to be answered as any stream reply is, and its
  * content-type (as a Request's would be) unless the reply names one; null for any other reply.
  */
-export function webReply(out: unknown): { status?: number; headers: [string, string][]; body: ReadableStream | null } | null {
-  if (typeof out !== "object" || out === null) return null
+export function webReply(
+  out: unknown,
+): { status?: number; headers: [string, string][]; body: ReadableStream | null } | null {
+  // a Response's body is not looked at here: Bun gives a Blob body's type as content-type only if asked first
+  if (typeof out !== "object" || out === null || out instanceof Response) return null
   const parts = isWebBody(out) ? { body: out } : (out as { status?: number; headers?: HeadersLike; body?: unknown })
   if (!isWebBody(parts.body)) return null
   const made = new Response(parts.body as ConstructorParameters<typeof Response>[0])
