@@ -97,31 +97,52 @@ static int dir_settle(const char *path, const char *where) {
 }
 
 /* The fallbacks beside a taken /tmp/slotbus-<euid> (§13.2): /tmp/slotbus-<euid>.<n>, n in decimal without leading
- * zeros, 1 to FALLBACK_MAX. */
-#define FALLBACK_MAX 65535
+ * zeros, 1 to FALLBACK_MAX: more than another uid can make, so a squat cannot use them all up. */
+#define FALLBACK_MAX 2147483647u
+
+/* The n of the fallbacks one readdir saw, whoever made them: sorted by fallback_scan. */
+struct seen {
+  uint32_t *n;
+  size_t len, cap;
+};
 
 /* n of a /tmp entry named <prefix><n> (prefix "slotbus-<euid>."), or 0. */
-static unsigned fallback_number(const char *entry, const char *prefix, size_t plen) {
+static uint32_t fallback_number(const char *entry, const char *prefix, size_t plen) {
   if (strncmp(entry, prefix, plen) != 0) return 0;
   const char *d = entry + plen;
-  unsigned n = 0;
+  uint64_t n = 0;
   if (*d < '1' || *d > '9') return 0;
-  for (; *d >= '0' && *d <= '9' && n <= FALLBACK_MAX; d++) n = n * 10 + (unsigned)(*d - '0');
-  return *d || n > FALLBACK_MAX ? 0 : n;
+  for (; *d >= '0' && *d <= '9' && n <= FALLBACK_MAX; d++) n = n * 10 + (uint64_t)(*d - '0');
+  return *d || n > FALLBACK_MAX ? 0 : (uint32_t)n;
+}
+
+static int seen_cmp(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return (x > y) - (x < y);
 }
 
 /* One readdir of /tmp: the lowest n whose /tmp/slotbus-<euid>.<n> is ours, into out (0 when none is), and every n
- * that is there at all, whoever made it, into seen (FALLBACK_MAX + 1 bits). */
-static unsigned fallback_scan(char *out, uint8_t *seen) {
+ * that is there at all, whoever made it, into seen, sorted; -1 when seen cannot grow (out of memory). */
+static long fallback_scan(char *out, struct seen *seen) {
   char prefix[32];
   size_t plen = (size_t)snprintf(prefix, sizeof prefix, "slotbus-%u.", (unsigned)geteuid());
-  unsigned best = 0;
+  uint32_t best = 0;
+  int full = 0;
   DIR *d = opendir("/tmp");
   struct dirent *e;
   while (d && (e = readdir(d)) != NULL) {
-    unsigned n = fallback_number(e->d_name, prefix, plen);
+    uint32_t n = fallback_number(e->d_name, prefix, plen);
     if (!n) continue;
-    seen[n / 8] |= (uint8_t)(1u << (n % 8));
+    if (seen->len == seen->cap) {
+      size_t cap = seen->cap ? seen->cap * 2 : 64;
+      uint32_t *grown = realloc(seen->n, cap * sizeof *grown);
+      if (!grown) {
+        full = 1;
+        break;
+      }
+      seen->n = grown, seen->cap = cap;
+    }
+    seen->n[seen->len++] = n;
     char path[SUN_MAX], why[160];
     int w = snprintf(path, sizeof path, "/tmp/%s", e->d_name);
     if (w < 0 || (size_t)w >= sizeof path) continue; /* not reached: fallback_number took a short name */
@@ -131,30 +152,56 @@ static unsigned fallback_scan(char *out, uint8_t *seen) {
     }
   }
   if (d) closedir(d);
+  if (full) return -1;
+  qsort(seen->n, seen->len, sizeof *seen->n, seen_cmp);
   return best;
 }
 
 /* A new fallback: mkdir of the lowest n not seen, so processes of the user that start together make the same one;
- * one another uid made meanwhile is seen too and skipped. 0 with it in out, or -1 with why. */
-static int fallback_make(char *out, uint8_t *seen, char *why, size_t wn) {
-  for (unsigned n = 1; n <= FALLBACK_MAX; n++) {
-    if (seen[n / 8] & (1u << (n % 8))) continue;
+ * one another uid made meanwhile is seen too and skipped. 0 with it in out, or -1 with why (naming the path). */
+static int fallback_make(char *out, const struct seen *seen, char *why, size_t wn) {
+  size_t i = 0;
+  for (uint32_t n = 1; n <= FALLBACK_MAX; n++) {
+    while (i < seen->len && seen->n[i] < n) i++;
+    if (i < seen->len && seen->n[i] == n) continue;
     snprintf(out, SUN_MAX, "/tmp/slotbus-%u.%u", (unsigned)geteuid(), n);
-    int j = dir_make(out, why, wn);
+    char inner[200];
+    int j = dir_make(out, inner, sizeof inner);
     if (j == DIR_OURS) return 0;
-    if (j != DIR_TAKEN) return -1;
+    if (j != DIR_TAKEN) return snprintf(why, wn, "%s %s", out, inner), -1;
   }
-  snprintf(why, wn, "every /tmp/slotbus-%u.<n> up to %d is taken", (unsigned)geteuid(), FALLBACK_MAX);
+  snprintf(why, wn, "every /tmp/slotbus-%u.<n> from 1 to %u is taken", (unsigned)geteuid(), FALLBACK_MAX);
   return -1;
+}
+
+/* $SLOTBUS_SOCKET_DIR as the socket directory (§13.2's 1), into out (SUN_MAX bytes) without its trailing slashes:
+ * 0, or -PLAT_ESOCKDIR. Absolute, so every process finds the same one wherever it was started; and without them,
+ * since lstat follows a link named with a trailing slash, and `dir//file` is a byte longer than `dir/file`. */
+static int env_dir(const char *env, char *out) {
+  const char *from = "from SLOTBUS_SOCKET_DIR";
+  size_t len = strlen(env);
+  while (len > 1 && env[len - 1] == '/') len--;
+  if (env[0] != '/')
+    return dir_refused("the socket directory %s (%s) is a relative path; it must be absolute, since each process "
+                       "would look for it from its own working directory",
+                       env, from);
+  if (len > DIR_MAX)
+    return dir_refused("the socket directory %s (%s) is %zu bytes long, more than the %d that leave room for a "
+                       "socket's name",
+                       env, from, len, DIR_MAX);
+  snprintf(out, SUN_MAX, "%.*s", (int)len, env);
+  const char *last = strrchr(out, '/') + 1;
+  if (!strcmp(last, ".") || !strcmp(last, ".."))
+    return dir_refused("the socket directory %s (%s) ends in /%s, which lstat would resolve through a link; name "
+                       "the directory itself",
+                       env, from, last);
+  return dir_settle(out, from);
 }
 
 /* The socket directory, found in §13.2's order, into out (SUN_MAX bytes): 0, or -PLAT_ESOCKDIR. */
 static int dir_find(char *out) {
   const char *env = getenv("SLOTBUS_SOCKET_DIR");
-  if (env && *env) {
-    snprintf(out, SUN_MAX, "%s", env); /* whole whenever dir_settle accepts it */
-    return dir_settle(env, "from SLOTBUS_SOCKET_DIR");
-  }
+  if (env && *env) return env_dir(env, out);
   char temp[SUN_MAX];
   if (os_user_temp_dir(temp, sizeof temp) == 0 && snprintf(out, SUN_MAX, "%sslotbus", temp) < SUN_MAX)
     return dir_settle(out, "in the user's temp directory, confstr(_CS_DARWIN_USER_TEMP_DIR)");
@@ -171,10 +218,15 @@ static int dir_find(char *out) {
   snprintf(fixed, SUN_MAX, "/tmp/slotbus-%u", (unsigned)geteuid());
   if ((j = dir_judge(fixed, why, sizeof why)) == DIR_OURS) return snprintf(out, SUN_MAX, "%s", fixed), 0;
   if (j != DIR_MISSING && j != DIR_TAKEN) return dir_refused("the socket directory %s %s", fixed, why);
-  uint8_t *seen = calloc(FALLBACK_MAX / 8 + 1, 1);
-  if (!seen) return dir_refused("the socket directory cannot be looked for (%s)", strerror(ENOMEM));
+  struct seen seen = {0};
   int r = 0;
-  if (fallback_scan(out, seen)) goto done; /* one made before, while /tmp/slotbus-<euid> was taken */
+  long found = fallback_scan(out, &seen);
+  if (found < 0) {
+    r = dir_refused("the socket directory %s %s, and its fallbacks cannot be looked for (%s)", fixed, why,
+                    strerror(ENOMEM));
+    goto done;
+  }
+  if (found) goto done; /* one made before, while /tmp/slotbus-<euid> was taken */
   if (j == DIR_MISSING && (j = dir_make(fixed, why, sizeof why)) == DIR_OURS) {
     snprintf(out, SUN_MAX, "%s", fixed);
     goto done;
@@ -187,10 +239,12 @@ static int dir_find(char *out) {
     snprintf(out, SUN_MAX, "%s", home);
     goto done;
   }
-  if (fallback_make(out, seen, home_why, sizeof home_why) < 0)
-    r = dir_refused("the socket directory %s %s, and its fallback %s %s", fixed, why, out, home_why);
+  char fallback_why[256];
+  if (fallback_make(out, &seen, fallback_why, sizeof fallback_why) < 0)
+    r = dir_refused("the socket directory %s %s, and no fallback could be made: %s%s%s; %s", fixed, why,
+                    has_home ? home : "", has_home ? " " : "", home_why, fallback_why);
 done:
-  free(seen);
+  free(seen.n);
   return r;
 }
 

@@ -23,7 +23,7 @@ import { libraryPath } from "../../src/native/lib-path.ts"
 import { busName, eventually, findTool, FIXTURES, spawn, stopAll } from "../support/helpers.ts"
 import { straceSkip, tracees } from "../support/strace.ts"
 import { buildForNode, findNode, NODE_INSTALL, nodeFlags } from "../support/runtime/node.ts"
-import { makeUser, NOBODY, whyNoTestUser, type TestUser } from "../support/uid.ts"
+import { asNobody, makeUser, NOBODY, nobodyEnv, whyNoTestUser, type TestUser } from "../support/uid.ts"
 import { join } from "node:path"
 
 const MEMBER = join(FIXTURES, "native/portable-member.ts")
@@ -35,6 +35,8 @@ if (!node)
 
 afterEach(stopAll)
 const STRACE = findTool("strace") ?? "strace"
+/** Look-alikes another uid makes: every n a fallback could have until its range was widened (§13.2). */
+const LOOKALIKES = 65535
 
 const backends: [string, Record<string, string>][] = [
   ["the Linux backend", {}],
@@ -164,6 +166,40 @@ describe.skipIf(skip !== null)("a user without a home whose /tmp/slotbus-<uid> a
       expect(readdirSync(`${fixed}.1`)).toEqual([])
     })
   }, 30_000)
+  test("another uid's look-alikes /tmp/slotbus-<uid>.1 to .65535 fail no listen: the user makes .65536, and its worker finds the hub there", async () => {
+    await homeless(async (user, fixed) => {
+      // made and removed by one process of nobody's (one squatter: a second uid, which made the fixed name too)
+      const squat = (make: boolean) => {
+        const r = Bun.spawnSync(
+          asNobody([
+            process.execPath,
+            "-e",
+            `const fs = require("fs"); for (let n = 1; n <= ${LOOKALIKES}; n++) ${make ? "fs.mkdirSync" : "fs.rmSync"}(${JSON.stringify(`${fixed}.`)} + n${make ? "" : ", { recursive: true, force: true }"})`,
+          ]),
+          { env: nobodyEnv, stderr: "pipe" },
+        )
+        expect(r.stderr.toString()).toBe("")
+      }
+      try {
+        squat(true)
+        const name = busName("lookalikes")
+        const hub = member(user, ["hub", name])
+        await hub.waitLine(/^ready$/, 30_000) // was a SocketDirError: every fallback up to 65535 taken
+        await member(user, ["worker", name]).waitLine(/^ready$/, 30_000) // found .65536 by its readdir
+        await hub.waitLine(/^response 200$/)
+        const own = lstatSync(`${fixed}.${LOOKALIKES + 1}`)
+        expect({ uid: own.uid, dir: own.isDirectory(), mode: own.mode & 0o777 }).toEqual({
+          uid: user.uid,
+          dir: true,
+          mode: 0o700,
+        })
+        expect(readdirSync(`${fixed}.${LOOKALIKES + 1}`)).toContain(`slotbus.${name}`)
+      } finally {
+        await stopAll()
+        squat(false)
+      }
+    })
+  }, 300_000) // making and removing 65535 directories in /tmp: seconds, and more on a busy disk
 })
 
 describe.skipIf(skip !== null || node === null)("a Node worker of a user without a home", () => {
