@@ -1,18 +1,33 @@
-import { existsSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { NativeLibraryError } from "../errors.ts"
 import { embeddedLibrary } from "../runtime/index.ts"
 
+/** This module's file (in an app's bundle, the bundle); none in a CommonJS bundle, where import.meta is empty. */
+const moduleFile = import.meta.url?.startsWith("file:") ? fileURLToPath(import.meta.url) : undefined
+
 /**
- * The package's folder: the nearest one above this file with a package.json. This file is src/native/lib-path.ts in
- * the repository and under Bun, but a chunk of dist/ (one level down, not two) in the JavaScript Node loads.
+ * The package's folder: the nearest one above this file with a package.json, and whether that is slotbus's own. It
+ * is, where this file is src/native/lib-path.ts (the repository, and the package under Bun) or dist/native/lib-path.js
+ * (the package under Node). In an app bundled for Node with slotbus in it, this code is part of the app's bundle: the
+ * package.json found is the app's (or none is), and no prebuild lies beside it.
  */
-function packageRoot(): string {
-  const here = dirname(fileURLToPath(import.meta.url))
+function packageRoot(): { dir: string; own: boolean } {
+  if (!moduleFile) return { dir: "", own: false }
+  const here = dirname(moduleFile)
   for (let dir = here; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, "package.json"))) return dir
-    if (dirname(dir) === dir) return join(here, "..", "..")
+    const manifest = join(dir, "package.json")
+    if (existsSync(manifest)) return { dir, own: packageName(manifest) === "slotbus" }
+    if (dirname(dir) === dir) return { dir: here, own: false }
+  }
+}
+
+function packageName(manifest: string): unknown {
+  try {
+    return (JSON.parse(readFileSync(manifest, "utf8")) as { name?: unknown }).name
+  } catch {
+    return undefined
   }
 }
 
@@ -28,13 +43,22 @@ export async function libraryPath(): Promise<string> {
   const platform = detectPlatform()
   const embedded = await embeddedLibrary(platform)
   if (embedded !== undefined) return embedded
-  // the prebuild in the package itself
+  const file = libraryFile(platform)
   const root = packageRoot()
-  const path = join(root, "prebuilds", platform, libraryFile(platform))
+  if (!root.own) {
+    throw new NativeLibraryError(
+      `No libslotbus for ${platform}: slotbus is bundled into ${moduleFile ?? "a CommonJS bundle"}, and a bundle ` +
+        `does not carry the library beside it (SLOTBUS_LIB is unset). Leave slotbus out of the bundle (esbuild ` +
+        `--packages=external or --external:slotbus, bun build --external slotbus) so it loads from node_modules, or ` +
+        `set SLOTBUS_LIB to node_modules/slotbus/prebuilds/${platform}/${file} (or wherever you ship that file).`,
+    )
+  }
+  // the prebuild in the package itself
+  const path = join(root.dir, "prebuilds", platform, file)
   if (existsSync(path)) return path
   throw new NativeLibraryError(
     `No libslotbus for ${platform}: looked at ${path} (and SLOTBUS_LIB, unset). ` +
-      `Run \`npm run build\` in ${root} (needs the zig devDependency), or set SLOTBUS_LIB to a libslotbus.so you built.`,
+      `Run \`npm run build\` in ${root.dir} (needs the zig devDependency), or set SLOTBUS_LIB to a libslotbus.so you built.`,
   )
 }
 

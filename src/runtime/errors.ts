@@ -15,7 +15,7 @@ export const NODE_FFI_FLAGGED: readonly [number, number] = [26, 1]
  */
 export class UnsupportedRuntimeError extends Error {
   readonly code = "ERR_SLOTBUS_UNSUPPORTED_RUNTIME"
-  /** The runtime found, as `process.version` says it ("v20.20.2"). */
+  /** The runtime found, as `process.version` says it ("v20.20.2"); Bun running the build for Node: "bun 1.4.5". */
   readonly found: string
   /** What would run it: a Node version or a flag. */
   readonly needs: string
@@ -69,5 +69,20 @@ export function nodeFfiRefusal({ version, hasFfi, ffiDenied }: NodeFfiFacts): Un
     "no --no-experimental-ffi",
     `slotbus needs node:ffi, which is turned off in this Node ${version} (--no-experimental-ffi, on the command ` +
       "line or in NODE_OPTIONS): remove that flag",
+  )
+}
+
+/**
+ * Bun running slotbus's build for Node (dist/, or an app bundled for Node with slotbus in it): scripts/dist.ts puts
+ * this where src/runtime/index.ts requires Bun's adapter, so that no bundle for Node holds that adapter (bun:ffi and
+ * every prebuild as a file). Bun itself loads src/ (the package's "bun" export condition).
+ */
+export function nodeBuildUnderBun(): never {
+  throw new UnsupportedRuntimeError(
+    `bun ${process.versions.bun}`,
+    "Node",
+    `this is slotbus's build for Node (its dist/, or an app bundled for Node that holds it), run by Bun ` +
+      `${process.versions.bun}: run it with Node, or under Bun import slotbus from node_modules (Bun loads its src/) ` +
+      "and bundle with bun build --target=bun",
   )
 }

@@ -45,12 +45,14 @@ export type {
 const unbundled = /\/runtime\/index\.(ts|js)$/.exec(import.meta.url)
 
 // required, not imported: the pick is synchronous (no top-level await, so `require("slotbus")` works under Bun) and
-// only the chosen adapter runs. A runtime is a folder of its own and one line here.
+// only the chosen adapter runs. A runtime is a folder of its own and one line here. The two literal requires are
+// what a bundler follows; in dist/ (the build for Node) scripts/dist.ts makes Node's require its .js and Bun's the
+// error nodeBuildUnderBun, so a bundle for Node (bun build --target=node, esbuild) holds no path into bun/.
 const host: Runtime = (
   process.versions.bun
     ? require("./bun/index.ts")
     : // Unbundled (index.ts with types stripped, or the package's dist/runtime/index.js), node/index.ts or .js beside
-      // this file; in a bundle for Node (bun build --target=node), the literal require, which the bundler takes in.
+      // this file; in a bundle for Node, the literal require, which the bundler takes in.
       // Not `typeof require`: `node -e` and the REPL have a global require, resolving from the working directory.
       unbundled
       ? createRequire(import.meta.url)(`./node/index.${unbundled[1]}`)

@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process"
 import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { detectPlatform, libraryFile } from "../../src/native/lib-path.ts"
 import { nodeFfiRefusal } from "../../src/runtime/errors.ts"
 import { REPO, run, spawn, until } from "../support/helpers.ts"
 import { packTarball, runOk } from "../support/native/pack.ts"
@@ -297,6 +298,49 @@ console.log(pool.state, bus.workerCount)
       }
     }
   }, 180_000)
+
+  // A Node team bundles its server: `bun build --target=node` takes the "node" condition, dist/. Marked external,
+  // slotbus loads from node_modules and finds its prebuild; bundled whole, its code sits in the app's bundle, away
+  // from the package's prebuilds/, and says so, naming the two ways out (docs/api.md, "Bundling a Node app").
+  test("an app bundled for Node runs with slotbus external, and bundled whole says how to find libslotbus", async () => {
+    writeFileSync(
+      join(app, "server.mjs"),
+      `import { SlotBus } from "slotbus"
+const bus = await SlotBus.listen("node-bundle-" + process.pid)
+console.log("listening " + (bus.name === "node-bundle-" + process.pid))
+await bus.close()
+console.log("closed")
+`,
+    )
+    const bundle = async (out: string, flags: string[]) => {
+      await runOk(["bun", "build", "--target=node", "server.mjs", "--outdir", out, ...flags], app, env)
+      return readdirSync(join(app, out)) // the bundle alone: no Bun adapter, so none of its embedded prebuilds
+    }
+    const ran = (file: string, extra: Record<string, string> = {}) =>
+      run([node!, ...nodeFlags(node!), file], { cwd: app, env: { ...env, ...extra }, timeoutMs: 30_000 })
+
+    expect(await bundle("out-external", ["--external", "slotbus"])).toEqual(["server.js"])
+    const external = await ran("out-external/server.js")
+    expect([external.stdout, external.code], external.stderr).toEqual(["listening true\nclosed\n", 0])
+
+    expect(await bundle("out-whole", [])).toEqual(["server.js"])
+    const whole = await ran("out-whole/server.js")
+    expect(whole.stderr).toContain(
+      `NativeLibraryError: No libslotbus for ${detectPlatform()}: slotbus is bundled into ${join(app, "out-whole", "server.js")}`,
+    )
+    expect(whole.stderr).toContain("--external slotbus")
+    expect(whole.stderr).toContain(`set SLOTBUS_LIB to node_modules/slotbus/prebuilds/${detectPlatform()}/`)
+    expect(whole.code).toBe(1)
+
+    const shipped = join(app, "node_modules", "slotbus", "prebuilds", detectPlatform(), libraryFile(detectPlatform()))
+    const withLib = await ran("out-whole/server.js", { SLOTBUS_LIB: shipped })
+    expect([withLib.stdout, withLib.code], withLib.stderr).toEqual(["listening true\nclosed\n", 0])
+
+    // the build for Node run by Bun (which loads src/ when it imports slotbus itself) says so, not a missing file
+    const underBun = await run(["bun", "out-whole/server.js"], { cwd: app, env, timeoutMs: 30_000 })
+    expect(underBun.stderr).toContain(`UnsupportedRuntimeError: this is slotbus's build for Node`)
+    expect(underBun.code).toBe(1)
+  }, 90_000)
 
   test("the HTTP hub and the status server run, both on node:http", async () => {
     writeFileSync(
