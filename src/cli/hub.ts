@@ -1,7 +1,7 @@
 // `slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path] [--nats url [--events-durable]] [--quiet]`: runs a hub until SIGINT or SIGTERM.
-import { superviseWorkers } from "../core/index.ts"
+import { MissingPackageError, superviseWorkers } from "../core/index.ts"
 import { createHub } from "../http/index.ts" // the entry: it registers the NATS transport that --nats needs
-import { checkNumber, within } from "../kit/index.ts"
+import { checkNumber, checkPort, within } from "../kit/index.ts"
 import { CliProblem, firstSentence, help, parse, runCommand, untilStopped } from "./prelude.ts"
 import { sleep } from "../runtime/index.ts"
 
@@ -66,7 +66,10 @@ async function run(argv: string[]): Promise<number> {
           min,
           error: (p) => new CliProblem(`${p.message}; ${HELP_HINT}`),
         })
-  const port = int(values.port, "port", 65535)
+  const port = checkPort(/^\d+$/.test(values.port!) ? Number(values.port) : values.port, {
+    what: "--port",
+    error: (p) => new CliProblem(`${p.message}; ${HELP_HINT}`),
+  })
   const instances = int(values.instances ?? "1", "instances", 1024, 1)!
   if (values.instances !== undefined && values.spawn === undefined)
     throw new CliProblem(`--instances counts the workers --spawn starts: give --spawn too; ${HELP_HINT}`)
@@ -85,6 +88,8 @@ async function run(argv: string[]): Promise<number> {
     })
   } catch (e) {
     if (e instanceof CliProblem) throw e
+    // what the app must install first: a setup problem, said as it is (with the install line)
+    if (e instanceof MissingPackageError) throw new CliProblem(e.message, 2)
     const err = e as Error & { code?: string }
     if (err.code === "EADDRINUSE")
       throw new CliProblem(`port ${port} on ${host} is in use; stop what holds it, or pick another with --port`, 1)

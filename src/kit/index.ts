@@ -3,6 +3,7 @@
 // Rooms import it through this file; README.md maps its folders and the order they import each other in.
 export { closeAtExit, drainBeforeStop } from "./basics/at-exit.ts"
 export { Backoff } from "./basics/backoff.ts"
+export { withCauses } from "./basics/causes.ts"
 export type { BackoffOptions } from "./basics/backoff.ts"
 export { Emitter } from "./basics/emitter.ts"
 export { checkCreate, createRefusal, settingMismatch } from "./checks/lifecycle.ts"
@@ -44,7 +45,16 @@ export {
   sameToken,
   writeTokenFile,
 } from "./host/token-file.ts"
-export { checkName, checkNumber, isNodeResponse, isThenable, NAME_CHARS, nameProblem } from "./checks/value-check.ts"
+export {
+  checkName,
+  checkNumber,
+  checkPort,
+  isBadPort,
+  isNodeResponse,
+  isThenable,
+  NAME_CHARS,
+  nameProblem,
+} from "./checks/value-check.ts"
 export type { NameRule, NumberRule, ValueProblem } from "./checks/value-check.ts"
 export {
   activeContext,

@@ -17,6 +17,7 @@ import type { TopicBridge, TopicBridgeHost, TopicRemote, TopicStreamLimits } fro
 import type { LeaseRemote, LeaseTable, LeaseTableOptions } from "../leases/internal.ts"
 import { explainNats } from "./explain.ts"
 import { serveHub } from "./hub.ts"
+import { natsClient } from "./packages.ts"
 import { openKvLeases } from "./kv-lease.ts"
 import { SharedConnection } from "./shared.ts"
 import { redactUrl } from "./wire.ts"
@@ -66,6 +67,14 @@ export class Nats implements RemoteTransport, TopicRemote, LeaseRemote {
   /** @internal the leases room's port */
   explain(e: unknown, otherwise?: string): string {
     return explainNats(e, otherwise)
+  }
+
+  /**
+   * @internal createHub's start: loads the NATS client package a connection from a URL or options opens with (a
+   * connection of the caller's needs none), so a missing one is a MissingPackageError before the hub listens.
+   */
+  async loadClient(): Promise<void> {
+    if (!isConnection(this.connection as object)) await natsClient()
   }
 
   /**

@@ -6,7 +6,7 @@
 import { chmodSync, existsSync, unlinkSync } from "node:fs"
 import { hostname } from "node:os"
 import {
-  checkNumber,
+  checkPort,
   checkOptions,
   claimSocketPath,
   optionNames,
@@ -96,7 +96,7 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
   const o = checkOptions(options, OPTIONS, "serveStatus")
   if ((o.port === undefined) === (o.unix === undefined))
     throw new TypeError("serveStatus needs one of { port } (0 picks one) and { unix: path }")
-  if (o.port !== undefined) checkNumber(o.port, { what: "port", where: "serveStatus", max: 65535 })
+  if (o.port !== undefined) checkPort(o.port, { what: "port", where: "serveStatus" })
   if (o.unix !== undefined && (typeof o.unix !== "string" || o.unix === "" || o.unix.includes("\0")))
     throw new TypeError("unix must be a socket file path")
   if (o.hostname !== undefined && o.unix !== undefined) throw new TypeError("hostname goes with port, not unix")

@@ -173,6 +173,37 @@ for (const [what, open] of Object.entries(tries)) {
   }
 }, 60_000)
 
+// Before: the hub started and said nothing; every worker, a local one too, was refused 500 for ever (the package
+// loaded at the first registration, and its MissingPackageError became the catch-all's 500).
+test("without @nats-io/transport-node, createHub({ nats }) and `slotbus hub --nats` refuse to start with the bun add", async () => {
+  expect(existsSync(join(consumer, "node_modules", "@nats-io"))).toBe(false)
+  writeFileSync(
+    join(consumer, "hub-nats.ts"),
+    `import { MissingPackageError } from "slotbus"
+import { createHub } from "slotbus/http"
+try {
+  const hub = await createHub({ port: 0, quiet: true, nats: "nats://127.0.0.1:9" })
+  console.log("started")
+  await hub.close()
+} catch (e) {
+  console.log(e instanceof MissingPackageError, (e as MissingPackageError).packageName, (e as Error).message)
+}
+`,
+  )
+  const api = (await runOk(["bun", "hub-nats.ts"], consumer, env, 30_000)).trim()
+  expect(api).toStartWith("true @nats-io/transport-node ")
+  expect(api).toEndWith(": bun add @nats-io/transport-node")
+
+  const cli = ["bun", join(consumer, "node_modules", "slotbus", "bin", "slotbus.ts"), "hub", "--port", "0"]
+  const r = await run([...cli, "--nats", "nats://127.0.0.1:9"], { cwd: consumer, env, timeoutMs: 30_000 })
+  expect(r.stderr.trim()).toStartWith("slotbus hub: ")
+  expect(r.stderr.trim()).toEndWith(
+    "needs the package @nats-io/transport-node, which this app has not installed: bun add @nats-io/transport-node",
+  )
+  expect(r.stdout).not.toContain("listening")
+  expect(r.code).toBe(2)
+}, 60_000)
+
 test("the package carries the bench and the protocol, and leaves the perf notes in the repository", async () => {
   const installed = join(consumer, "node_modules", "slotbus")
   for (const f of ["bench/cli.ts", "bench/slots/floor.c", "docs/PROTOCOL.md", "docs/api.md", "docs/model/slotbus.pml"])

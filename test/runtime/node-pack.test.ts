@@ -244,6 +244,36 @@ try {
     expect(r.code, r.stderr).toBe(0)
   })
 
+  // Before: the hub started and said nothing; every worker, a local one too, was refused 500 for ever.
+  test("without @nats-io/transport-node, createHub({ nats }) and `slotbus hub --nats` refuse to start with the npm install", async () => {
+    writeFileSync(
+      join(app, "hub-nats.mjs"),
+      `import { MissingPackageError } from "slotbus"
+import { createHub } from "slotbus/http"
+try {
+  const hub = await createHub({ port: 0, quiet: true, nats: "nats://127.0.0.1:9" })
+  console.log("started")
+  await hub.close()
+} catch (e) {
+  console.log(e instanceof MissingPackageError, e.packageName, e.message)
+}
+`,
+    )
+    const api = await run([node!, ...nodeFlags(node!), "hub-nats.mjs"], { cwd: app, env, timeoutMs: 30_000 })
+    expect(api.stdout.trim()).toStartWith("true @nats-io/transport-node ")
+    expect(api.stdout.trim()).toEndWith(": npm install @nats-io/transport-node")
+
+    const entry = join(app, "node_modules", "slotbus", "dist", "cli", "entry.js")
+    const cli = [node!, ...nodeFlags(node!), entry, "hub", "--port", "0", "--nats", "nats://127.0.0.1:9"]
+    const r = await run(cli, { cwd: app, env, timeoutMs: 30_000 })
+    expect(r.stderr.trim()).toStartWith("slotbus hub: ")
+    expect(r.stderr.trim()).toEndWith(
+      "needs the package @nats-io/transport-node, which this app has not installed: npm install @nats-io/transport-node",
+    )
+    expect(r.stdout).not.toContain("listening")
+    expect(r.code).toBe(2)
+  }, 60_000)
+
   test("a Node front from the installed package supervises Node workers (dist/'s spawn on node:child_process)", async () => {
     writeFileSync(
       join(app, "pool.mjs"),

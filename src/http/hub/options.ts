@@ -2,7 +2,7 @@
 import type { HttpServer as Server } from "../../runtime/index.ts"
 import type { IdleStrategy } from "../../core/index.ts"
 import { streamWindow, idler } from "../../core/internal.ts"
-import { checkNumber, checkOptions, MAX_TIMER_MS, optionNames } from "../../kit/index.ts"
+import { checkNumber, checkOptions, checkPort, MAX_TIMER_MS, optionNames } from "../../kit/index.ts"
 import { metricsMaxAge } from "../../status/internal.ts"
 
 export interface HubOptions {
@@ -156,7 +156,7 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
       "eventsDurable needs nats: the events' stream is JetStream's (createHub({ nats, eventsDurable }))",
     )
   return {
-    port: int(opts.port, 3200, "port", 0, 65535),
+    port: checkPort(opts.port, { what: "port", where: "createHub", dflt: 3200 }),
     hostname: opts.hostname ?? "127.0.0.1",
     tokenFile: opts.tokenFile,
     timeoutMs: int(opts.timeoutMs, 30_000, "timeoutMs"),

@@ -1,9 +1,19 @@
 // The HTTP hub: a front door on the runtime's HTTP server (Bun.serve, node:http) that routes requests to worker
 // processes over slotbus.
 // This file dispatches; each concern lives next to it (registry, liveness, proxy, sse, health).
-import { madeBy, METRICS, selfFamilies, sleep, STATUS, type MetricFamily, type StatusSection } from "../../kit/index.ts"
+import {
+  madeBy,
+  METRICS,
+  printable,
+  selfFamilies,
+  sleep,
+  STATUS,
+  type MetricFamily,
+  type StatusSection,
+} from "../../kit/index.ts"
 import { SettingsMismatchError, Topic } from "../../events/index.ts"
 import { HubEventsError } from "../errors.ts"
+import { MissingPackageError } from "../../core/index.ts"
 import { sameToken, defaultTokenFile, newToken, removeTokenFile, writeTokenFile } from "../token.ts"
 import { INTERNAL_PREFIX, type DeliveryReply, type EmitItem, type PushItem, type RegisterRequest } from "../wire.ts"
 import { Health, hubFamilies, natsSections, type HubHealth } from "./health.ts"
@@ -32,6 +42,9 @@ const utf8 = new TextDecoder()
 
 const FACTORY = Symbol("createHub")
 
+/** Kinds of errors the catch-all remembers having logged; past this many it forgets them all (and logs anew). */
+const MAX_FAULT_KINDS = 256
+
 /** Starts a hub. Workers join it with `hubWorker(hub.url, name)`. */
 export async function createHub(opts: HubOptions = {}): Promise<Hub> {
   const hub = new Hub(FACTORY, opts)
@@ -55,11 +68,16 @@ export class Hub {
   private readonly status: StatusStream
   private readonly metricsScrape: ReturnType<typeof sharedScrape>
   private topic: Topic | null = null
+  /** Where a request the hub failed on is logged: `log`, else stderr; `quiet` leaves it in. */
+  private readonly logFault: (line: string) => void
+  /** `name: message` of each error a request failed on that was logged, so each kind is logged once. */
+  private readonly faults = new Set<string>()
 
   /** @internal Use createHub(). */
   constructor(key: symbol, given: HubOptions) {
     madeBy(key, FACTORY, "Hub", "await createHub(options)")
     this.opts = resolveOptions(given)
+    this.logFault = given.log ?? ((line) => console.error(`slotbus hub: ${line}`))
     this.token = given.token ?? newToken()
     if (this.token.length < 16 || /\s/.test(this.token))
       throw new RangeError("token must be at least 16 characters without whitespace")
@@ -85,12 +103,14 @@ export class Hub {
 
   /** @internal Use createHub(). */
   async start() {
+    // the NATS client loads now, not at the first registration: a missing package refuses the start, not each worker
+    await this.registry.remote?.loadClient()
     this.server = await serveHttp({
       port: this.opts.port,
       hostname: this.opts.hostname,
       idleTimeout: idleSecondsFor(this.opts.timeoutMs),
       fetch: (req, server) => this.fetch(req, server),
-      error: () => json(500, { error: "internal", message: "the hub failed to handle this request" }),
+      error: (e) => this.failed(e),
     })
     try {
       this.tokenPath = this.opts.tokenFile ?? (await defaultTokenFile(this.server.port!)).path
@@ -107,7 +127,8 @@ export class Hub {
     } catch (e) {
       this.server.stop(true)
       removeTokenFile(this.tokenPath, this.token)
-      if (e instanceof TypeError || e instanceof RangeError) throw e // eventsDurable's fields, checked by Topic.open
+      // eventsDurable's fields, checked by Topic.open; its JetStream package not installed
+      if (e instanceof TypeError || e instanceof RangeError || e instanceof MissingPackageError) throw e
       throw new HubEventsError(
         `the hub cannot open its events topic "${this.opts.eventsTopic}": ${(e as Error).message}; pass another eventsTopic`,
         { cause: e },
@@ -172,6 +193,21 @@ export class Hub {
     const entry = m.value
     if (entry.sse) return this.sse.openRoute(req, server, entry, path)
     return this.proxy.forward(req, server, entry, start < 0 ? "/" : url.slice(start))
+  }
+
+  /** The catch-all: a request the hub failed on is answered 500, and the error logged (once per kind), never silent. */
+  private failed(e: unknown): Response {
+    const err = e instanceof Error ? e : new Error(String(e))
+    const kind = printable(`${err.name}: ${err.message}`)
+    if (!this.faults.has(kind)) {
+      if (this.faults.size >= MAX_FAULT_KINDS) this.faults.clear()
+      this.faults.add(kind)
+      const at = /\n\s*(at .*)/.exec(err.stack ?? "")?.[1]
+      this.logFault(
+        `answered 500 to a request it failed on: ${kind}${at ? ` (${printable(at)})` : ""}; the same error again is not logged`,
+      )
+    }
+    return json(500, { error: "internal", message: "the hub failed to handle this request" })
   }
 
   /**

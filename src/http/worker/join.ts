@@ -1,6 +1,6 @@
 // Joining a hub and staying joined: register over HTTP, attach over slotbus, rejoin whenever the hub goes away.
 import { SlotWorker, type IdleStrategy, type SlotHandler } from "../../core/index.ts"
-import { Backoff, checkNumber, longTimeout } from "../../kit/index.ts"
+import { Backoff, checkNumber, longTimeout, withCauses } from "../../kit/index.ts"
 import { HubAuthError, HubRequestError, RouteConflictError } from "../errors.ts"
 import type { RegisterReply, RegisterRequest, RouteDecl } from "../wire.ts"
 import type { HubClient } from "./client.ts"
@@ -147,8 +147,10 @@ export class JoinLoop {
         this.finish({ reason: "failed", error: problem })
         return failed(problem)
       }
-      if (problem.message !== lastProblem) this.c.log(`cannot join the hub at ${origin}: ${problem.message}; retrying`)
-      lastProblem = problem.message
+      // with its causes: Node's fetch says "fetch failed", why ("bad port", "connect ECONNREFUSED …") in its cause
+      const why = withCauses(problem)
+      if (why !== lastProblem) this.c.log(`cannot join the hub at ${origin}: ${why}; retrying`)
+      lastProblem = why
       await this.sleep(this.backoff.next())
     }
     if (!everJoined) joined() // closed before it ever joined: run() settles too; `closed` says why

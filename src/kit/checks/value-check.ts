@@ -132,3 +132,34 @@ export const isThenable = (out: unknown): out is PromiseLike<unknown> =>
  */
 export const isNodeResponse = (second: unknown): second is { writeHead: (...args: never[]) => unknown } =>
   typeof (second as { writeHead?: unknown } | null | undefined)?.writeHead === "function"
+
+// The Fetch standard's "bad ports" (fetch.spec.whatwg.org/#port-blocking), as Node's fetch (undici) and browsers
+// refuse them; Bun's fetch does not.
+const BAD_PORTS = new Set([
+  1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110,
+  111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532,
+  540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061,
+  6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
+])
+
+/** Whether browsers and Node's fetch refuse to connect to `port` (one of the Fetch standard's bad ports). */
+export const isBadPort = (port: number): boolean => BAD_PORTS.has(port)
+
+/** Why a server on a bad port is refused, after "port N": the sentence its error carries. */
+export const BAD_PORT_REASON =
+  "is one of the Fetch standard's bad ports: browsers and Node's fetch refuse to connect to it (a Node worker or " +
+  "client, a browser's page), though the server would listen; pick another port"
+
+/**
+ * A TCP port to serve HTTP on (0: the system picks one), by `rule`'s what and where; a bad port of the Fetch standard
+ * is refused too (a RangeError, or `rule.error`), since no browser and no Node client could reach it.
+ */
+export function checkPort(value: unknown, rule: Rule & { dflt?: number }): number {
+  const port = checkNumber(value, { ...rule, max: 65535 })
+  if (!isBadPort(port)) return port
+  const reason = `${port} ${BAD_PORT_REASON}`
+  const p: ValueProblem = { kind: "range", where: rule.where, what: rule.what, reason, message: "" }
+  p.message = `${rule.where ? `${rule.where}: ` : ""}${rule.what} ${reason}`
+  if (rule.error) throw rule.error(p)
+  throw new RangeError(p.message)
+}
