@@ -3,7 +3,7 @@
 // StdioBus owns (bus.ts): it routes what workers send through the Router and settles requests in the Books.
 import type { Process } from "../runtime/index.ts"
 import { BusClosedError, WorkerGoneError } from "../core/index.ts"
-import { closeAtExit, Reaper, ReplaceError, sleep, Supervisor, SupervisorError } from "../kit/index.ts"
+import { closeAtExit, Reaper, ReplaceError, sleep, Supervisor, SupervisorError, within } from "../kit/index.ts"
 import type { LimitsConfig } from "./config.ts"
 import { JsonRpcError, poolFailed, ReloadError, SpawnError } from "./errors.ts"
 import type { Handshakes } from "./handshakes.ts"
@@ -21,6 +21,8 @@ type WorkerProc = Process<"pipe", "pipe", "pipe">
 const EXIT_READ_MS = 1000
 /** After a kill -9 of this process: how long a worker has between the reaper's SIGTERM and its SIGKILL (stop()'s default). */
 const REAPER_GRACE_MS = 2000
+/** How long a worker whose stdout closed has between its SIGTERM and its SIGKILL (the Supervisor's killGraceMs). */
+const KILL_GRACE_MS = 2000
 
 export class Workers {
   private readonly counts = { messagesIn: 0, bytesIn: 0, oversizeKills: 0, lateResponses: 0 }
@@ -300,12 +302,28 @@ export class Workers {
             `stdout line longer than max_input_buffer (${this.limits.max_input_buffer} bytes): killing and restarting the worker`,
           )
           proc.kill("SIGKILL") // the worker's fault: a crash to its supervisor (counted, restarted with backoff)
-          break
+          return
         }
       }
     } catch {
       // the pipe broke: the exit handler does the rest
     }
+    void this.stdoutEnded(instance, proc)
+  }
+
+  /**
+   * A worker's stdout ended. One that exits (its stdout closes as it dies) is the exit handler's; one still running
+   * after EXIT_READ_MS closed its stdout and can answer nothing more: a crash (SIGTERM, SIGKILL after the grace), so
+   * that its requests get WorkerGoneError and it is restarted rather than given every session for good.
+   */
+  private async stdoutEnded(instance: Instance, proc: WorkerProc): Promise<void> {
+    await within(proc.exited, EXIT_READ_MS)
+    if (proc.exitCode !== null || proc.signalCode !== null) return
+    if (instance.proc !== proc || this.lifecycle.state !== "running") return
+    this.router.log(instance, proc.pid, "error", "stdout closed while the worker runs: killing and restarting it")
+    proc.kill("SIGTERM")
+    await within(proc.exited, KILL_GRACE_MS)
+    proc.kill("SIGKILL") // nothing once it has exited
   }
 
   private async readStderr(instance: Instance, proc: WorkerProc): Promise<void> {

@@ -545,3 +545,47 @@ describe.each(PEER_RUNTIMES)("MCP Streamable HTTP: a bus.listen() front under %s
     90_000,
   )
 })
+
+describe.each(PEER_RUNTIMES)("MCP Streamable HTTP: a worker's faults under a %s front", (runtime) => {
+  afterAll(removeNodeBuilds)
+  /** A raw POST of `message` on `session` answered as JSON, its body parsed; given up (a failure) after 30 s. */
+  const ask = async (url: string, session: string, message: object) => {
+    const headers = { ...JSON_HEADERS, accept: "application/json", "mcp-session-id": session }
+    const signal = AbortSignal.timeout(30_000) // before: no answer ever came
+    const r = await fetch(url, { method: "POST", headers, body: JSON.stringify(message), signal })
+    return (await r.json()) as {
+      result?: { pid?: number; closing?: boolean }
+      error?: { code: number; message: string }
+    }
+  }
+
+  test.skipIf(peerSkip(runtime) !== null)(
+    "a worker whose stdout closes while it runs on is a crash: logged, killed and restarted; what it held gets -32001, its session and new ones go on",
+    async () => {
+      const worker = join(import.meta.dir, "workers", "worker.ts") // close-stdout: answers, then closes fd 1
+      const front = await peerChild(runtime, "runtime/mcp-listen-front.ts", [process.execPath, worker], {
+        stdin: "pipe",
+      })
+      try {
+        const [, url] = (await front.waitLine(/^ready (\S+)$/, 60_000)) as unknown as [string, string]
+        const session = await rawSession(url)
+        let n = 1
+        const call = (method: string) => ask(url, session, { jsonrpc: "2.0", id: ++n, method })
+        const closing = await call("close-stdout")
+        expect(closing.result?.closing).toBe(true)
+        const old = closing.result!.pid!
+        // sent to the process whose stdout is closed (or, later, to its restart): answered either way
+        const held = await call("whoami")
+        if (held.error) expect(held.error).toMatchObject({ code: -32001, message: expect.stringContaining("exited") })
+        else expect(held.result?.pid).not.toBe(old)
+        await front.waitLine(/^error .*stdout closed/, 30_000)
+        const restarted = async () => ((await call("whoami")).result?.pid ?? old) !== old
+        await until(restarted, "the session answered by the restarted worker", 30_000)
+        expect(await rawSession(url)).toMatch(/^[A-Za-z0-9_-]{32}$/)
+      } finally {
+        await front.kill()
+      }
+    },
+    90_000,
+  )
+})

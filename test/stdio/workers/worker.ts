@@ -6,7 +6,8 @@
 //   read-on-usr1   echo, but reads nothing from stdin until SIGUSR1 (a full queue that drains when told); says
 //                  "waiting-for-usr1" once the signal is handled
 // Methods: echo → { echo: params, pid, instance }; sleep { ms, tag } → { slept, pid, tag } after ms; fail → JSON-RPC error;
-// crash → exit(3); answer-exit → the answer, then exit(0) at once; big { bytes } → one stdout line that long; garbage → a non-JSON line, then the answer;
+// crash → exit(3); answer-exit → the answer, then exit(0) at once; close-stdout → the answer, then its stdout closed
+// while it runs on, reading stdin (and answering nothing more); big { bytes } → one stdout line that long; garbage → a non-JSON line, then the answer;
 // stray → an answer to an id nobody used, then the answer; notify → a notification, then the answer; notify-many
 // { count, bytes } → count notifications "note" { i, pad } of about bytes each, then the answer;
 // ask → a request to the client, answered with the client's result; ask-many { n } → n requests to the client
@@ -15,11 +16,26 @@
 // answered with RequestCancelled (-32800), as a language server does; MCP's notifications/cancelled drops it.
 // initialize is echoed, unless its params say refuse (a JSON-RPC error), crash (exit(3)) or hold ("holding" { id },
 // answered once a notification "release" comes). Every notification is reported back as "seen" { method, params, pid }.
+import { closeSync, fstatSync } from "node:fs"
+
 const mode = process.argv[2] ?? "echo"
 const out = Bun.stdout.writer()
+let stdoutClosed = false
 const send = (m: unknown) => {
+  if (stdoutClosed) return
   out.write(JSON.stringify(m) + "\n")
   out.flush()
+}
+/** Closes fd 1 and the duplicate of it Bun keeps: the pipe's reader then sees its end while this process runs on. */
+const closeStdout = () => {
+  const { dev, ino } = fstatSync(1)
+  for (let fd = 1; fd < 256; fd++)
+    try {
+      const s = fstatSync(fd)
+      if (fd !== 2 && s.dev === dev && s.ino === ino) closeSync(fd)
+    } catch {
+      // not open
+    }
 }
 if (mode === "crash-at-start") process.exit(1)
 if (mode === "ignore-term") process.on("SIGTERM", () => process.stderr.write("ignoring SIGTERM\n"))
@@ -69,6 +85,11 @@ if (mode === "no-read") {
         )
         await out.flush() // all of it in the pipe (process.exit would drop what Bun still buffers), then exit at once
         return process.exit(0)
+      case "close-stdout":
+        reply({ closing: true, pid: process.pid })
+        await out.flush()
+        stdoutClosed = true
+        return closeStdout()
       case "big":
         out.write(JSON.stringify({ jsonrpc: "2.0", id: msg.id, result: "x".repeat(msg.params.bytes) }) + "\n")
         return out.flush()
@@ -142,4 +163,3 @@ if (mode === "no-read") {
     for (const line of lines) if (line.trim()) void handle(JSON.parse(line))
   }
 }
-export {}
