@@ -1,5 +1,5 @@
 // The workers' side: each pool's Supervisor (started and stopped with the bus), reading every process's stdout
-// (answers, requests, notifications) and stderr (logs), and what a worker's death settles. One of the parts a
+// (its lines routed by worker-messages.ts) and stderr (logs), and what a worker's death settles. One of the parts a
 // StdioBus owns (bus.ts): it routes what workers send through the Router and settles requests in the Books.
 import type { Process } from "../runtime/index.ts"
 import { BusClosedError, WorkerGoneError } from "../core/index.ts"
@@ -7,13 +7,13 @@ import { closeAtExit, Reaper, ReplaceError, sleep, Supervisor, SupervisorError, 
 import type { LimitsConfig } from "./config.ts"
 import { JsonRpcError, poolFailed, ReloadError, SpawnError } from "./errors.ts"
 import type { Handshakes } from "./handshakes.ts"
-import { holdsInexact, parseMessage } from "./jsonrpc.ts"
 import type { LifecycleView } from "./lifecycle.ts"
 import { LineSplitter } from "./lines.ts"
 import type { Instance, Pool } from "./pool.ts"
 import type { Books } from "./books.ts"
 import type { Router } from "./router.ts"
-import type { BusClient, JsonRpcMessage, LogLevel, StdioReloadOptions } from "./types.ts"
+import type { LogLevel, StdioReloadOptions } from "./types.ts"
+import { WorkerMessages } from "./worker-messages.ts"
 
 type WorkerProc = Process<"pipe", "pipe", "pipe">
 
@@ -25,7 +25,9 @@ const REAPER_GRACE_MS = 2000
 const KILL_GRACE_MS = 2000
 
 export class Workers {
-  private readonly counts = { messagesIn: 0, bytesIn: 0, oversizeKills: 0, lateResponses: 0 }
+  private readonly counts = { bytesIn: 0, oversizeKills: 0 }
+  /** What the workers write, routed. */
+  private readonly messages: WorkerMessages
   /** Restarts counted by the supervisors of earlier runs (a supervisor is let go when the bus stops). */
   private restartsBefore = 0
   /** Every running process's instance (a reload's successor and the instance it replaced included), by pid. */
@@ -46,11 +48,13 @@ export class Workers {
     private readonly handshakes: Handshakes,
     private readonly lifecycle: LifecycleView,
     private readonly limits: LimitsConfig,
-  ) {}
+  ) {
+    this.messages = new WorkerMessages(router, books, handshakes)
+  }
 
   /** What the workers' side counted, for stats(). */
-  get counters(): Readonly<typeof this.counts> {
-    return this.counts
+  get counters(): Readonly<typeof this.counts & WorkerMessages["counts"]> {
+    return { ...this.counts, ...this.messages.counts }
   }
 
   /** Restarts over every pool since the bus was made. */
@@ -288,8 +292,7 @@ export class Workers {
   }
 
   private async readStdout(instance: Instance, proc: WorkerProc): Promise<void> {
-    const pool = instance.pool
-    const splitter = new LineSplitter(this.limits.max_input_buffer, (line) => this.fromWorker(instance, line))
+    const splitter = new LineSplitter(this.limits.max_input_buffer, (line) => this.messages.take(instance, line))
     try {
       for await (const chunk of proc.stdout) {
         this.counts.bytesIn += chunk.length
@@ -344,98 +347,6 @@ export class Workers {
       // the pipe broke with the process
     }
   }
-
-  /**
-   * Who gets a request a worker sends its client: the owner of its sessionId, or of the one request in flight there it
-   * most likely comes of (Books.askee) among the clients pinned to it whose handshake declared the capability the
-   * method needs; else the first such client.
-   */
-  private askee(instance: Instance, msg: JsonRpcMessage): BusClient {
-    const owners = this.router.ownersOf(instance, msg)
-    if (owners.length <= 1 || typeof msg.sessionId === "string") return owners[0] ?? this.router.embedded
-    const needs = CAPABILITY[msg.method!]
-    const may = (key: string | null) => needs === undefined || key === null || this.handshakes.declares(key, needs)
-    const p = this.books.askee(instance, (p) => owners.includes(p.client!) && may(p.sessionKey))
-    if (p) return p.client!
-    for (const key of instance.sessions) {
-      const owner = this.router.sessions.get(key)?.owner
-      if (owner && owners.includes(owner) && may(key)) return owner
-    }
-    return owners[0]!
-  }
-
-  private fromWorker(instance: Instance, line: string): void {
-    this.counts.messagesIn++
-    let msg: JsonRpcMessage
-    try {
-      msg = parseMessage(line) as JsonRpcMessage
-      if (typeof msg !== "object" || msg === null || Array.isArray(msg)) throw new Error("not an object")
-    } catch {
-      this.router.log(
-        instance,
-        instance.proc?.pid ?? 0,
-        "warn",
-        `not a JSON-RPC message on stdout (dropped): ${line.slice(0, 200)}`,
-      )
-      return this.router.routingError("malformed JSON from a worker", instance)
-    }
-    const poolId = instance.pool.config.id
-    if (typeof msg.method !== "string") {
-      const id = msg.id
-      const p = typeof id === "number" ? this.books.pending.get(id) : undefined
-      if (!p && this.books.issued(id)) {
-        this.counts.lateResponses++ // given up and dropped from the books already
-        return
-      }
-      if (!p || p.instance !== instance)
-        return this.router.routingError(`an answer to no request (id ${JSON.stringify(id)})`, instance)
-      this.books.forget(id as number)
-      if (p.abandoned) {
-        this.counts.lateResponses++
-        return
-      }
-      if (p.resolve) {
-        // the bus's own request() resolves with JSON.parse's numbers, not the JSON text kept for the wire
-        const m = holdsInexact(msg) ? (JSON.parse(line) as JsonRpcMessage) : msg
-        if (m.error && typeof m.error === "object")
-          p.reject!(new JsonRpcError(Number(m.error.code), String(m.error.message), m.error.data))
-        else p.resolve(m.result)
-        return
-      }
-      msg.id = p.originalId
-      return p.client!.deliver(msg, poolId, instance.index, line.length)
-    }
-    if ("id" in msg) {
-      const client = this.askee(instance, msg)
-      msg.id = this.books.ask(instance, client, msg.id ?? null)
-      return client.deliver(msg, poolId, instance.index, line.length)
-    }
-    if (msg.method === "notifications/cancelled") {
-      // the worker gives up a request it sent: only the client asked is told, under the id it was given
-      const params = msg.params as { requestId?: unknown } | undefined
-      const busId = this.books.askedAs(instance, params?.requestId)
-      const asked = busId === undefined ? undefined : this.books.asked.get(busId)
-      if (asked) {
-        this.books.forgetAsked(busId!)
-        return asked.client.deliver(
-          { ...msg, params: { ...params, requestId: busId } },
-          poolId,
-          instance.index,
-          line.length,
-        )
-      }
-    }
-    const owners = this.router.ownersOf(instance, msg)
-    if (owners.length === 0) return this.router.embedded.deliver(msg, poolId, instance.index, line.length)
-    for (const c of owners) c.deliver(msg, poolId, instance.index, line.length)
-  }
-}
-
-/** The client capability a worker's request to its client needs (MCP). */
-const CAPABILITY: Readonly<Record<string, string>> = {
-  "sampling/createMessage": "sampling",
-  "elicitation/create": "elicitation",
-  "roots/list": "roots",
 }
 
 function levelOf(line: string): LogLevel {
