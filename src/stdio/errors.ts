@@ -103,4 +103,6 @@ export const BusErrorCode = {
   UnknownPool: -32004,
   BusStopping: -32005,
   Timeout: -32006,
+  /** A worker's request its client cannot take (answered to the worker). */
+  Internal: -32603,
 } as const

@@ -330,8 +330,8 @@ export class McpHttpHandler {
     return session
   }
 
-  /** What the bus hands this session: an answer to its waiter; else to the request it is about, or the GET stream. */
-  private deliver(s: Session, message: JsonRpcMessage, instance: number): void {
+  /** What the bus hands this session: an answer to its waiter, else on a stream; why not when it has none open. */
+  private deliver(s: Session, message: JsonRpcMessage, instance: number): string | void {
     if (instance >= 0) s.instance = instance
     if (message.method === undefined) {
       const key = idKey(message.id)
@@ -354,7 +354,8 @@ export class McpHttpHandler {
     let latest: Waiter | undefined
     for (const w of s.waiting.values()) if (w.stream && !w.stream.finished) latest = w
     // no GET stream: on the stream of a request in flight, the one it most likely comes of (a log line, sampling)
-    if (latest) s.events.send(latest.stream!, message)
+    if (latest) return s.events.send(latest.stream!, message)
+    return "the client has no SSE stream open to receive server requests (no GET stream, no request of its answered as SSE in flight)"
   }
 
   /** A new SSE connection of session `s`. */

@@ -190,6 +190,11 @@ export class Router {
     client.deliver({ jsonrpc: "2.0", id, error: { code, message } }, pool, -1)
   }
 
+  /** A message a client could not take (nor the inbox keep), dropped. */
+  dropped(): void {
+    this.counts.droppedMessages++
+  }
+
   routingError(reason: string, instance?: Instance): void {
     this.counts.routingErrors++
     this.emit("routing-error", { reason, pool: instance?.pool.config.id, instance: instance?.index })

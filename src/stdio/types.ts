@@ -120,6 +120,10 @@ export interface BusClient {
   readonly id: number
   /** A message without a sessionId goes to this client's own session (socket clients: one per connection), which no other client can name. */
   readonly sessionPerClient: boolean
-  /** `size`: the length of the line it came in (0: made by the bus), what a queue of them counts. */
-  deliver(message: JsonRpcMessage, pool: string, instance: number, size?: number): void
+  /**
+   * `size`: the length of the line it came in (0: made by the bus), what a queue of them counts. Returns why the
+   * client cannot take the message when it cannot (an MCP HTTP session with no SSE stream open): a worker's request
+   * is then answered to the worker with -32603 and that reason, a notification counted in droppedMessages.
+   */
+  deliver(message: JsonRpcMessage, pool: string, instance: number, size?: number): string | void
 }

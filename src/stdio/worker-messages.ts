@@ -3,12 +3,12 @@
 // pinned to the worker, else messages()). The Workers (workers.ts) read the lines; this routes them through the
 // Router and settles requests in the Books.
 import type { Books } from "./books.ts"
-import { JsonRpcError } from "./errors.ts"
+import { BusErrorCode, JsonRpcError } from "./errors.ts"
 import type { Handshakes } from "./handshakes.ts"
 import { holdsInexact, parseMessage } from "./jsonrpc.ts"
 import type { Instance } from "./pool.ts"
 import type { Router } from "./router.ts"
-import type { BusClient, JsonRpcMessage } from "./types.ts"
+import type { BusClient, JsonRpcId, JsonRpcMessage } from "./types.ts"
 
 export class WorkerMessages {
   /** Messages read from workers, and answers that came after their request was given up. */
@@ -79,12 +79,16 @@ export class WorkerMessages {
         return
       }
       msg.id = p.originalId
-      return p.client!.deliver(msg, poolId, instance.index, line.length)
+      p.client!.deliver(msg, poolId, instance.index, line.length)
+      return
     }
     if ("id" in msg) {
       const client = this.askee(instance, msg)
-      msg.id = this.books.ask(instance, client, msg.id ?? null)
-      return client.deliver(msg, poolId, instance.index, line.length)
+      const id = msg.id ?? null
+      const busId = (msg.id = this.books.ask(instance, client, id))
+      const why = client.deliver(msg, poolId, instance.index, line.length)
+      if (typeof why === "string") this.unaskable(instance, busId, id, msg.method, why)
+      return
     }
     if (msg.method === "notifications/cancelled") {
       // the worker gives up a request it sent: only the client asked is told, under the id it was given
@@ -93,17 +97,35 @@ export class WorkerMessages {
       const asked = busId === undefined ? undefined : this.books.asked.get(busId)
       if (asked) {
         this.books.forgetAsked(busId!)
-        return asked.client.deliver(
-          { ...msg, params: { ...params, requestId: busId } },
-          poolId,
-          instance.index,
-          line.length,
-        )
+        const cancel = { ...msg, params: { ...params, requestId: busId } }
+        return this.notify(asked.client, cancel, poolId, instance.index, line.length)
       }
     }
     const owners = this.router.ownersOf(instance, msg)
-    if (owners.length === 0) return this.router.embedded.deliver(msg, poolId, instance.index, line.length)
-    for (const c of owners) c.deliver(msg, poolId, instance.index, line.length)
+    if (owners.length === 0) return this.notify(this.router.embedded, msg, poolId, instance.index, line.length)
+    for (const c of owners) this.notify(c, msg, poolId, instance.index, line.length)
+  }
+
+  /** A worker's notification to `client`, counted in droppedMessages when the client cannot take it. */
+  private notify(client: BusClient, msg: JsonRpcMessage, pool: string, instance: number, size: number): void {
+    if (typeof client.deliver(msg, pool, instance, size) === "string") this.router.dropped()
+  }
+
+  /**
+   * A worker's request its client cannot take (an MCP HTTP session with no SSE stream open): the worker is answered
+   * at once with -32603 saying why, and the ask is forgotten and counted as a routing error. Dropped, it left the
+   * worker waiting for an answer that could never come.
+   */
+  private unaskable(instance: Instance, busId: string, id: JsonRpcId, method: string, why: string): void {
+    this.books.forgetAsked(busId)
+    this.router.routingError(`a ${method} request its client cannot take: ${why}`, instance)
+    const error = { code: BusErrorCode.Internal, message: `${method} cannot reach the client: ${why}` }
+    try {
+      const queued = instance.out.write(`${JSON.stringify({ jsonrpc: "2.0", id, error })}\n`)
+      if (queued) queued.catch(() => {}) // the worker is gone, or stuck: its exit or the backpressure error says so
+    } catch {
+      // the worker is gone
+    }
   }
 }
 

@@ -93,3 +93,59 @@ describe("MCP Streamable HTTP: a server's cancel of its own request", () => {
     })
   }, 60_000)
 })
+
+describe("MCP Streamable HTTP: a server's message to a session with no SSE stream open", () => {
+  const worker = join(import.meta.dir, "workers", "mcp-worker.ts")
+  const pool = { id: "asks", command: process.execPath, args: [worker], instances: 1, initialize: "replay" as const }
+  const INIT = {
+    jsonrpc: "2.0",
+    id: 1,
+    method: "initialize",
+    params: {
+      protocolVersion: "2025-11-25",
+      capabilities: { sampling: {} },
+      clientInfo: { name: "raw", version: "1" },
+    },
+  }
+  /** A POST of `body` with `accept`; the answer's session id and JSON body (null for none). */
+  const post = async (url: string, body: object, accept: string, session?: string) => {
+    const headers = { "content-type": "application/json", accept, ...(session ? { "mcp-session-id": session } : {}) }
+    const signal = AbortSignal.timeout(30_000) // before: the ask waited for the worker's own 60 s timeout
+    const r = await fetch(url, { method: "POST", headers, body: JSON.stringify(body), signal })
+    const text = await r.text()
+    return { session: r.headers.get("mcp-session-id") ?? session!, body: text, status: r.status }
+  }
+
+  test.each([
+    ["Accept: application/json, no GET stream", {}, "application/json"],
+    ["jsonResponse: true, no GET stream", { jsonResponse: true }, "application/json, text/event-stream"],
+  ] as const)(
+    "%s: a sampling request is answered to the worker at once (-32603, no SSE stream open) and counted as a routing error; a notification is counted dropped",
+    async (_what, options, accept) => {
+      await withBus({ pools: [pool] }, async (bus) => {
+        const { url } = await bus.listen("http:127.0.0.1:0", options)
+        const reasons: string[] = []
+        bus.on("routing-error", (e) => reasons.push(e.reason))
+        const { session } = await post(url, INIT, accept)
+        await post(url, { jsonrpc: "2.0", method: "notifications/initialized" }, accept, session)
+        const call = { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "ask", arguments: {} } }
+        const asked = await post(url, call, accept, session)
+        expect(asked.status).toBe(200)
+        expect(asked.body).toContain("ask gave up: MCP error -32603")
+        expect(asked.body).toContain("no SSE stream open")
+        expect(bus.stats().routingErrors).toBe(1)
+        expect(reasons).toEqual([expect.stringContaining("sampling/createMessage")])
+        const flood = {
+          jsonrpc: "2.0",
+          id: 3,
+          method: "tools/call",
+          params: { name: "flood", arguments: { count: 3 } },
+        }
+        expect((await post(url, flood, accept, session)).body).toContain("flooded 3")
+        expect(bus.stats().droppedMessages).toBe(3)
+        expect(bus.stats().routingErrors).toBe(1)
+      })
+    },
+    60_000,
+  )
+})

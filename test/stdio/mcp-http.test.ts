@@ -588,4 +588,31 @@ describe.each(PEER_RUNTIMES)("MCP Streamable HTTP: a worker's faults under a %s 
     },
     90_000,
   )
+
+  test.skipIf(peerSkip(runtime) !== null)(
+    "a server's sampling request to a session with no SSE stream open is answered to the worker at once with -32603 saying so",
+    async () => {
+      const worker = join(import.meta.dir, "workers", "mcp-worker.ts")
+      const front = await peerChild(runtime, "runtime/mcp-listen-front.ts", [process.execPath, worker], {
+        stdin: "pipe",
+      })
+      try {
+        const [, url] = (await front.waitLine(/^ready (\S+)$/, 60_000)) as unknown as [string, string]
+        const init = { ...INIT, params: { ...INIT.params, capabilities: { sampling: {} } } }
+        const r = await post(url, init, { accept: "application/json" })
+        const session = r.headers.get("mcp-session-id")!
+        await r.json()
+        await post(url, { jsonrpc: "2.0", method: "notifications/initialized" }, { "mcp-session-id": session })
+        // the worker's own timeout (60 s) is past the 30 s this waits: before, only that ended its wait
+        const call = { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "ask", arguments: {} } }
+        const answer = JSON.stringify(await ask(url, session, call))
+        expect(answer).toContain("ask gave up")
+        expect(answer).toContain("-32603")
+        expect(answer).toContain("no SSE stream open")
+      } finally {
+        await front.kill()
+      }
+    },
+    90_000,
+  )
 })
