@@ -11,9 +11,9 @@ export const MCP_PROTOCOL_VERSIONS: readonly string[] = ["2025-11-25", "2025-06-
 
 /** What a request's HTTP-level checks allow; `true` allows anything. */
 export interface HttpGuards {
-  /** Origins allowed besides none and the loopback ones ("http://localhost:3000", …), or true for any. */
+  /** Origins allowed besides none and the loopback ones ("http://localhost:3000", …), lower-cased, or true for any. */
   allowedOrigins: readonly string[] | true
-  /** Host header names allowed besides the loopback ones (without port), or true for any. */
+  /** Host header names allowed besides the loopback ones (without port), lower-cased, or true for any. */
   allowedHosts: readonly string[] | true
 }
 
@@ -25,7 +25,7 @@ export function refusal(status: number, code: number, message: string, headers?:
 /** The refusal for a request whose Origin or Host is not allowed, or null. */
 export function refuseSource(request: Request, guards: HttpGuards): Response | null {
   const origin = request.headers.get("origin")
-  if (origin !== null && guards.allowedOrigins !== true && !guards.allowedOrigins.includes(origin)) {
+  if (origin !== null && guards.allowedOrigins !== true && !guards.allowedOrigins.includes(origin.toLowerCase())) {
     const url = URL.parse(origin)
     if (!url || !isLoopbackName(url.hostname))
       return refusal(
@@ -57,7 +57,7 @@ export function refuseSource(request: Request, guards: HttpGuards): Response | n
 export function corsHeaders(request: Request, guards: HttpGuards): Record<string, string> | null {
   const origin = request.headers.get("origin")
   if (origin === null) return null
-  const named = guards.allowedOrigins !== true && guards.allowedOrigins.includes(origin)
+  const named = guards.allowedOrigins !== true && guards.allowedOrigins.includes(origin.toLowerCase())
   if (!named && !isLoopbackName(URL.parse(origin)?.hostname ?? "")) return null
   return { "access-control-allow-origin": origin, "access-control-expose-headers": "mcp-session-id", vary: "origin" }
 }

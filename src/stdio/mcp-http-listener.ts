@@ -60,6 +60,9 @@ function poolId(at: string, path: string): string {
 
 const FACTORY = Symbol("McpHttpListener.open")
 
+/** A path a URL carries as written (a client sends it so): one or more segments of RFC 3986's pchar. */
+const PATH = /^(\/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})+)+$/
+
 export class McpHttpListener {
   readonly address: HttpAddress
   /** The first pool's endpoint, e.g. http://127.0.0.1:8080/mcp. */
@@ -95,8 +98,10 @@ export class McpHttpListener {
     const { path = "/mcp", tokenFile, ...rest } = options
     if (tokenFile !== undefined && (typeof tokenFile !== "string" || tokenFile === ""))
       throw new TypeError("listen(): tokenFile must be a path")
-    if (!/^\/[^?#]*$/.test(path) || path.endsWith("/"))
-      throw new TypeError(`listen(): path ${JSON.stringify(path)} must start with / and not end with one, like /mcp`)
+    if (typeof path !== "string" || !PATH.test(path) || /\/\.\.?(\/|$)/.test(path))
+      throw new TypeError(
+        `listen(): path ${JSON.stringify(path)} must be a URL path as a client sends it, like /mcp: segments of letters, digits, -._~!$&'()*+,;=:@ and %XX, no . or .. segment, not ending with /`,
+      )
     const token = tokenFile === undefined ? null : { file: tokenFile, token: newToken() }
     const from = `in ${tokenFile}`
     const handlers = new Map<string, McpHttpHandler>()

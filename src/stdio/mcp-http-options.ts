@@ -90,8 +90,13 @@ export function mcpHttpSettings(host: McpHttpHost, options: McpHttpOptions): Mcp
     dflt: 100,
   })
   const replayBytes = checkNumber(options.replayBufferBytes, { what: "replayBufferBytes", where, dflt: 262_144 })
+  if (options.jsonResponse !== undefined && typeof options.jsonResponse !== "boolean")
+    throw new TypeError(`${where}: jsonResponse must be a boolean, got ${typeof options.jsonResponse}`)
   return {
-    guards: { allowedOrigins: options.allowedOrigins ?? [], allowedHosts: options.allowedHosts ?? [] },
+    guards: {
+      allowedOrigins: allowed(options.allowedOrigins, "allowedOrigins", "https://app.example", where),
+      allowedHosts: allowed(options.allowedHosts, "allowedHosts", "mcp.example.com", where),
+    },
     poolId: pool.id,
     pool: pool === pools[0] ? undefined : pool.id,
     maxSessions: perInstance * pool.instances,
@@ -121,4 +126,22 @@ export function mcpHttpSettings(host: McpHttpHost, options: McpHttpOptions): Mcp
     resumeMs: checkNumber(options.resumeWindowMs, { what: "resumeWindowMs", where, max: MAX_TIMER_MS, dflt: 30_000 }),
     token,
   }
+}
+
+/**
+ * An allowedOrigins or allowedHosts option: true, or an array of strings, lower-cased (a name is matched whole, in
+ * any case). A string alone is refused: `includes` on it matched any part of it ("https://mcp.example.co").
+ */
+function allowed(value: unknown, what: string, example: string, where: string): readonly string[] | true {
+  if (value === undefined) return []
+  if (value === true) return true
+  if (Array.isArray(value) && value.every((v) => typeof v === "string")) return value.map((v) => v.toLowerCase())
+  const got = Array.isArray(value)
+    ? "an array holding a non-string"
+    : typeof value === "string"
+      ? `the string ${JSON.stringify(value)}`
+      : typeof value === "object" && value !== null
+        ? "an object"
+        : String(value)
+  throw new TypeError(`${where}: ${what} must be true or an array of strings (["${example}"]), got ${got}`)
 }

@@ -290,6 +290,64 @@ describe("MCP Streamable HTTP in front of a stdio pool", () => {
     )
   }, 60_000)
 
+  test("allowedOrigins and allowedHosts are true or arrays of strings, jsonResponse a boolean, path one a URL carries: else a TypeError naming it; an allowed name matches whole, a Host in any case", async () => {
+    await withBus(everything(1), async (bus) => {
+      // before: a string was taken, and matched as a substring of it ("https://mcp.example.co" got in, with CORS)
+      for (const [option, value] of [
+        ["allowedOrigins", "https://mcp.example.com"],
+        ["allowedHosts", "mcp.example.com"],
+        ["allowedHosts", [1]],
+        ["allowedOrigins", false],
+        ["jsonResponse", "yes"],
+      ] as const) {
+        expect(() => bus.mcpHandler({ [option]: value } as never)).toThrow(TypeError)
+        expect(() => bus.mcpHandler({ [option]: value } as never)).toThrow(option)
+        await expect(bus.listen("http:127.0.0.1:0", { [option]: value } as never)).rejects.toThrow(option)
+      }
+      for (const path of ["/a b", "/a/../b", "/mcp?x", "/%zz", "/é"])
+        expect([path, await bus.listen("http:127.0.0.1:0", { path }).catch((e: Error) => e.message)]).toEqual([
+          path,
+          expect.stringContaining("path"),
+        ])
+    })
+    const hostIs = (port: number, host: string) =>
+      new Promise<string>((resolve, reject) => {
+        const body = JSON.stringify(INIT)
+        const socket = tcpConnect(port, "127.0.0.1", () =>
+          socket.write(
+            `POST /mcp HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+          ),
+        )
+        let got = ""
+        socket.on("data", (d) => (got += d))
+        socket.on("end", () => resolve(got.split("\r\n")[0]!.split(" ")[1]!))
+        socket.on("error", reject)
+      })
+    await withHttp(
+      everything(1),
+      async (_bus, listener) => {
+        const port = listener.address.port
+        for (const [host, status] of [
+          ["mcp.example.com", "200"],
+          ["MCP.EXAMPLE.COM:8080", "200"],
+          ["mcp.example.co", "403"],
+          ["example.com", "403"],
+        ])
+          expect([host, await hostIs(port, host)]).toEqual([host, status])
+        for (const [origin, status, cors] of [
+          ["https://mcp.example.com", 200, "https://mcp.example.com"],
+          ["https://mcp.example.co", 403, null],
+          ["https://mcp.ex", 403, null],
+        ] as const) {
+          const r = await post(listener.url, INIT, { origin, accept: "application/json" })
+          await r.body?.cancel()
+          expect([origin, r.status, r.headers.get("access-control-allow-origin")]).toEqual([origin, status, cors])
+        }
+      },
+      { allowedHosts: ["MCP.Example.com"], allowedOrigins: ["https://MCP.example.com"] },
+    )
+  }, 60_000)
+
   test("limits: sessions per instance (503 while each is busy), body size (413), an idle session ends (404)", async () => {
     await withHttp(
       everything(1),
