@@ -188,8 +188,7 @@ export class McpHttpHandler {
     let msg: JsonRpcMessage
     try {
       const parsed = parseMessage(body)
-      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
-        return refusal(400, -32600, "Invalid Request: the body must be one JSON-RPC object (batches are not supported)")
+      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return refusal(400, -32600, BATCHES)
       msg = parsed as JsonRpcMessage
     } catch {
       return refusal(400, -32700, "Parse error: the body is not valid JSON")
@@ -443,6 +442,8 @@ export class McpHttpHandler {
   }
 }
 
+const BATCHES =
+  "Invalid Request: the body must be one JSON-RPC object; JSON-RPC batches are not supported (MCP 2025-03-26 has them, 2025-06-18 and 2025-11-25 do not): send one message per POST"
 const SSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-cache, no-transform" }
 
 const ended = (why: string) => ({ code: -32001, message: `the MCP session ended: ${why}; send initialize again` })
