@@ -34,7 +34,7 @@ import { longTimeout, sleep, type LongTimer } from "../basics/timers.ts"
 import { describeProc, readyOrExit, stayedUp, within } from "./process-wait.ts"
 import { checkNumber } from "../checks/value-check.ts"
 import { WorkerLogs } from "./worker-logs.ts"
-import { FFI_WARNING_ENV, spawn, type SpawnOptions } from "../../runtime/index.ts"
+import { launch } from "./launch.ts"
 
 export class Supervisor {
   readonly instances: SupervisedInstance[]
@@ -378,21 +378,9 @@ export class Supervisor {
     proc.kill(signal)
   }
 
-  /** A process of the command for `inst` (SLOTBUS_INSTANCE its index), watched until it exits. */
+  /** A process of the command for `inst` (launch.ts), watched until it exits. */
   private launch(inst: SupervisedInstance): Proc {
-    const { command, stdin, cwd, env } = this.opts
-    const merged: Record<string, string> = {}
-    for (const [k, v] of Object.entries({ ...process.env, ...env })) if (v !== undefined) merged[k] = v
-    Object.assign(merged, this.logs.childEnv, { SLOTBUS_INSTANCE: String(inst.index) })
-    merged[FFI_WARNING_ENV] ??= "off" // the front printed node:ffi's warning: its Node workers, at each start, do not
-    const { stdout, stderr } = this.logs.stdio
-    const lastWords = this.logs.lastWordsFd // the front's stderr as the child's fd 3 (kit/supervision/last-words.ts)
-    const stdio: SpawnOptions =
-      lastWords === null ? { stdin, stdout, stderr } : { stdio: [stdin, stdout, stderr, lastWords] }
-    // its own process group: a terminal's Ctrl-C (SIGINT to the foreground group) is the front's, to drain them first
-    const proc = spawn(command, { ...stdio, cwd, env: merged, detached: true })
-    this.opts.reaper?.add(proc.pid)
-    this.logs.attach(proc, inst.index)
+    const proc = launch(this.opts, this.logs, inst.index)
     void proc.exited.then(() => this.exited(inst, proc))
     return proc
   }
