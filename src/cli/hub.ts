@@ -109,8 +109,9 @@ async function run(argv: string[]): Promise<number> {
         drainTimeoutMs: DRAIN_TIMEOUT_MS,
         env: { ...process.env, SLOTBUS_HUB_URL: hub.url, SLOTBUS_HUB_TOKEN_FILE: hub.tokenFile },
         log: (line) => console.error(`slotbus hub: ${line}`),
-        ready: async (pid) => {
-          while (!hub.health().workers.some((w) => w.pid === pid)) await sleep(10) // it registered
+        ready: async (pid, { signal }) => {
+          // it registered; or the wait is over (it exited, or past readyTimeoutMs)
+          while (!signal.aborted && !hub.health().workers.some((w) => w.pid === pid)) await sleep(10)
         },
         // a reload's old worker gets no new request and is SIGTERMed once it runs none: with or without a handler
         retire: (pid) => hub.retireWorker(pid),

@@ -118,12 +118,20 @@ export class BusPools {
     return { queued: this.dispatcher.queue.length, waitedMs, inFlight, capacity, workers }
   }
 
-  /** Resolves once a worker of process `pid` has joined the bus. */
-  async joined(pid: number): Promise<void> {
-    while (!this.dispatcher.endpoints.some((e) => e.pid === pid)) {
-      const closed = this.closed()
-      if (closed) throw closed
-      await sleep(5)
+  /** joined() waits under way: a reload's successors' (a test reads that one rejected leaves none). */
+  joining = 0
+
+  /** Resolves once a worker of process `pid` has joined the bus, or `signal` aborted (its reload settled). */
+  async joined(pid: number, signal?: AbortSignal): Promise<void> {
+    this.joining++
+    try {
+      while (!signal?.aborted && !this.dispatcher.endpoints.some((e) => e.pid === pid)) {
+        const closed = this.closed()
+        if (closed) throw closed
+        await sleep(5)
+      }
+    } finally {
+      this.joining--
     }
   }
 

@@ -33,8 +33,8 @@ export interface SuperviseWorkersOptions
   > {
   /** argv, or one command line split like a shell would ("bun worker.ts --idle park"). */
   command: string[] | string
-  /** Resolves once a new worker process is ready to serve (a reload waits for it). Default: it joined the bus (without one: at once). */
-  ready?: (pid: number) => Promise<unknown>
+  /** Resolves once a new worker is ready (a reload waits): default, it joined the bus (no bus: at once); `wait.signal` ends a poll. */
+  ready?: (pid: number, wait: { signal: AbortSignal }) => Promise<unknown>
   /** Resolves once process `pid`, to be ended on purpose, gets no new work and holds none (with a bus: after the bus's). */
   retire?: (pid: number) => Promise<unknown>
   /**
@@ -171,7 +171,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
       bus || ready
         ? async (pid, s) => {
             if (bus && s.minReadyMs > 0) held.add(pid)
-            await (ready ? ready(pid) : bus!.pools.joined(pid))
+            await (ready ? ready(pid, s) : bus!.pools.joined(pid, s.signal))
           }
         : undefined,
     retire: bus || retire ? retireOne : undefined,

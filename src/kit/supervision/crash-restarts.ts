@@ -160,22 +160,29 @@ export class CrashRestarts {
     this.recovery = longTimeout(() => {
       this.recovery = null
       if (this.host.state !== "failed") return
-      this.host.state = "running"
-      this.failure = null
-      this.policy.reset()
-      let restarted = 0
-      for (const inst of this.host.instances) inst.failedStarts = inst.earlyCrashes = 0
-      for (const inst of this.host.instances)
-        if (!inst.proc) {
-          try {
-            this.host.spawn(inst)
-            restarted++
-          } catch {
-            this.crashed(inst, null) // it could not even be spawned (a deploy took its file away, say)
-          }
-        }
-      if (this.host.state === "running") this.host.emit("recovered", { restarted }) // (not if it gave up again)
+      const restarted = this.recover()
+      if ((this.host.state as SupervisorState) === "running") this.host.emit("recovered", { restarted }) // (not if it gave up again)
     }, windowMs)
+  }
+
+  /**
+   * The pool that gave up runs again (a quiet window passed, or a reload started every instance): crashes count
+   * from zero, what is down starts. How many started.
+   */
+  recover(): number {
+    this.reset()
+    this.host.state = "running"
+    let restarted = 0
+    for (const inst of this.host.instances)
+      if (!inst.proc) {
+        try {
+          this.host.spawn(inst)
+          restarted++
+        } catch {
+          this.crashed(inst, null) // it could not even be spawned (a deploy took its file away, say)
+        }
+      }
+    return restarted
   }
 }
 

@@ -44,6 +44,23 @@ export class ReplaceError extends SupervisorError {
     )
   }
 
+  /** The successor could not be spawned (`e`); the old process `pid` (0: none) keeps serving. */
+  static unspawned(operation: "reload" | "recycle", index: number, pid: number, e: unknown) {
+    return new ReplaceError(operation, index, pid, 0, `could not be spawned: ${(e as Error)?.message}`, null, {
+      cause: e,
+    })
+  }
+
+  /**
+   * Instance `index` was down (waiting out a crash backoff, or its pool gave up): its new process `pid` started at
+   * once was not ready, or exited within minReadyMs (`reason`); it is a crash like any other.
+   */
+  static down(operation: "reload" | "recycle", index: number, pid: number, reason: string) {
+    const e = new ReplaceError(operation, index, 0, pid, reason)
+    e.message = `${operation}: instance ${index} was down; its new process (pid ${pid}) ${reason}; the instance restarts as after a crash`
+    return e
+  }
+
   /** The pool stopped while the successor got ready (`why`: "the pool stopped", or its bus closed): both end with it. */
   static stopped(operation: "reload" | "recycle", index: number, pid: number, successor: number, why: string) {
     why ||= "the pool stopped"
@@ -113,9 +130,13 @@ export interface SupervisorOptions {
   /**
    * Resolves when a new process is ready to serve (a replacement waits for it before retiring the old one). Default:
    * at once. Called with the successor (its process, its instance's index, and how long it must then stay up: a
-   * reload's minReadyMs, 0 for a recycle) before it is adopted.
+   * reload's minReadyMs, 0 for a recycle) before it is adopted, and a signal aborted once the wait is over (ready,
+   * exited, or past readyTimeoutMs): a check that polls ends on it.
    */
-  ready?: (pid: number, successor: { proc: Proc; index: number; minReadyMs: number }) => Promise<unknown>
+  ready?: (
+    pid: number,
+    successor: { proc: Proc; index: number; minReadyMs: number; signal: AbortSignal },
+  ) => Promise<unknown>
   /** Resolves when a process about to be stopped on purpose has nothing in flight (bounded by drainTimeoutMs). */
   retire?: (pid: number) => Promise<unknown>
   /**
@@ -186,7 +207,10 @@ export interface SupervisorEvents {
   failed: [{ reason: string; crashes: number; restarts: number; windowMs: number; lastExit: ExitInfo | null }]
   /** A window passed without a crash after the pool gave up: what was down is restarted. */
   recovered: [{ restarted: number }]
-  /** An instance's process was replaced on purpose (surge-first: `pid` served until `successor` was ready). */
+  /**
+   * An instance's process was replaced on purpose (surge-first: `pid` served until `successor` was ready); `pid` 0: the
+   * instance was down, and its new process `successor` was ready (and stayed up a reload's minReadyMs).
+   */
   replaced: [SupervisedInstance, { cause: "reload" | "recycle"; pid: number; successor: number }]
   /** A reload() ended: null when it replaced every instance, else why it was rejected. */
   reloaded: [Error | null]

@@ -4,7 +4,10 @@ import { existsSync, readFileSync } from "node:fs"
 import { longTimeout, type LongTimer } from "../basics/timers.ts"
 import type { Proc, SupervisorSettings } from "./options.ts"
 
-/** Resolves once a reload successor is ready (`ready`, else at once); rejects when it exits first or `readyMs` passes. */
+/**
+ * Resolves once a reload successor is ready (`ready`, else at once); rejects when it exits first or `readyMs` passes.
+ * Either way `ready`'s signal is aborted as it settles: a check that polls for the successor stops.
+ */
 export async function readyOrExit(
   proc: Proc,
   ready: SupervisorSettings["ready"],
@@ -15,16 +18,31 @@ export async function readyOrExit(
   const exited = proc.exited.then(() => {
     throw new Error(`exited (${describeProc(proc)}) before it was ready`)
   })
-  const isReady = ready ? Promise.resolve(ready(proc.pid, { proc, index, minReadyMs })) : Promise.resolve()
+  const over = new AbortController()
+  const isReady = ready ? Promise.resolve(ready(proc.pid, { proc, index, minReadyMs, signal: over.signal })) : null
   let timer: LongTimer | undefined
   const timeout = new Promise<never>((_, reject) => {
     timer = longTimeout(() => reject(new Error(`was not ready within ${readyMs} ms (readyTimeoutMs)`)), readyMs)
   })
   try {
-    await Promise.race([isReady, exited, timeout])
+    await Promise.race([isReady ?? Promise.resolve(), exited, timeout])
   } finally {
     timer?.clear()
+    over.abort()
+    isReady?.catch(() => {}) // a check that fails once the wait is over (aborted, say) is no unhandled rejection
   }
+}
+
+/** readyOrExit, then stayedUp `minReadyMs`: a successor that serves. */
+export async function upFor(
+  proc: Proc,
+  ready: SupervisorSettings["ready"],
+  index: number,
+  readyMs: number,
+  minReadyMs: number,
+): Promise<void> {
+  await readyOrExit(proc, ready, index, readyMs, minReadyMs)
+  await stayedUp(proc, minReadyMs)
 }
 
 /** Resolves once `proc` has stayed up `ms`; rejects when it exits first (a reload successor's minReadyMs). */

@@ -31,7 +31,7 @@ import {
 import { CrashRestarts } from "./crash-restarts.ts"
 import type { RestartSettings } from "./restart-policy.ts"
 import { longTimeout, sleep, type LongTimer } from "../basics/timers.ts"
-import { describeProc, readyOrExit, stayedUp, within } from "./process-wait.ts"
+import { describeProc, upFor, within } from "./process-wait.ts"
 import { checkNumber } from "../checks/value-check.ts"
 import { WorkerLogs } from "./worker-logs.ts"
 import { launch } from "./launch.ts"
@@ -196,6 +196,7 @@ export class Supervisor {
             if (old) await this.retireProc(old, "reload", this.opts.killGraceMs)
           }),
         )
+      if (this._state === "failed") this.crashes.recover() // each instance started and stayed up: the failure is over
     })
     reload.then(
       () => this.emit("reloaded", null),
@@ -297,31 +298,20 @@ export class Supervisor {
     dwellMs: number,
   ): Promise<Proc | null> {
     const old = inst.proc
-    if (!old) {
-      // down or waiting out a backoff: a fresh process is all there is to do
-      this.crashes.cancel(inst)
-      if (this._state === "running") this.respawn(inst)
-      return null
-    }
+    if (!old) return this.startDown(inst, cause, readyMs, dwellMs)
     // stop() came during an earlier batch: no more successors
     if (!this.up) throw ReplaceError.stopped(cause, inst.index, old.pid, 0, this.hooks.stopping?.() ?? "")
     let successor: Proc
     try {
       successor = this.launch(inst)
     } catch (e) {
-      throw new ReplaceError(cause, inst.index, old.pid, 0, `could not be spawned: ${(e as Error)?.message}`, null, {
-        cause: e,
-      })
+      throw ReplaceError.unspawned(cause, inst.index, old.pid, e)
     }
     const evicted = new Promise<never>((_, reject) => this.successors.set(successor, reject))
     this.replacing.add(inst)
     try {
       try {
-        const up = async () => {
-          await readyOrExit(successor, this.opts.ready, inst.index, readyMs, dwellMs)
-          await stayedUp(successor, dwellMs)
-        }
-        await Promise.race([up(), evicted])
+        await Promise.race([upFor(successor, this.opts.ready, inst.index, readyMs, dwellMs), evicted])
         // stop() came while the successor got ready: it must not be adopted by a stopping pool
         if (!this.up) throw new Error("stopped")
       } catch (e) {
@@ -346,6 +336,28 @@ export class Supervisor {
       this.successors.delete(successor)
     }
     return old
+  }
+
+  /**
+   * Replaces an instance with no process (in a crash backoff; for a reload, down in a pool that gave up): its new one
+   * starts at once, waited on as a successor is; not ready or down within `dwellMs`, it rejects (the exit a crash).
+   */
+  private async startDown(inst: SupervisedInstance, cause: "reload" | "recycle", readyMs: number, dwellMs: number) {
+    this.crashes.cancel(inst)
+    if (this._state !== "running" && (this._state !== "failed" || cause !== "reload")) return null
+    try {
+      this.spawn(inst)
+    } catch (e) {
+      if (this._state === "running") this.crashes.crashed(inst, null) // restarted after a backoff
+      throw ReplaceError.unspawned(cause, inst.index, 0, e)
+    }
+    const proc = inst.proc as Proc
+    const stopped = () => ReplaceError.stopped(cause, inst.index, 0, proc.pid, this.hooks.stopping?.() ?? "")
+    await upFor(proc, this.opts.ready, inst.index, readyMs, dwellMs).catch((e: Error) => {
+      throw this.up ? ReplaceError.down(cause, inst.index, proc.pid, e.message) : stopped()
+    })
+    this.emit("replaced", inst, { cause, pid: 0, successor: proc.pid })
+    return null
   }
 
   /** Retires a process asked to end: drained (retire, bounded by drainTimeoutMs), then SIGTERM, SIGKILL after `graceMs`. */

@@ -12,7 +12,8 @@
 // --no-sigterm it has no SIGTERM listener of its own, as an app that leaves it to slotbus.
 // Prints "ready <node version>" once connected, "closed <reason>" at the end. SLOTBUS_TEST_IDLE: its idle strategy.
 // SLOTBUS_TEST_CODE_FILE: a file read at start, as a worker's code on disk is; "throw N" in it: the worker throws
-// from a timer N ms after it connected ("throw N start": after its start); anything else, or no file: it does not.
+// from a timer N ms after it connected ("throw N start": after its start); "exit": it exits with code 1 at its start,
+// before it connects; anything else, or no file: it does not.
 import { createHash } from "node:crypto"
 import { existsSync, readFileSync } from "node:fs"
 import { type IdleStrategy, SlotWorker, type SlotRequest } from "../../../src/index.ts"
@@ -20,7 +21,9 @@ import { type IdleStrategy, SlotWorker, type SlotRequest } from "../../../src/in
 const [name, mode] = process.argv.slice(2)
 if (!name) throw new Error("usage: node-worker.js <bus-name> [--fetch]")
 const code = process.env.SLOTBUS_TEST_CODE_FILE
-const bug = /^throw (\d+)( start)?/.exec(code ? readFileSync(code, "utf8") : "")
+const codeText = code ? readFileSync(code, "utf8") : ""
+if (codeText.startsWith("exit")) process.exit(1)
+const bug = /^throw (\d+)( start)?/.exec(codeText)
 const throwIn = () =>
   setTimeout(() => {
     throw new Error(`a bug ${bug![1]} ms after the ${bug![2] ? "start" : "connect"}`)

@@ -6,7 +6,8 @@
 // pool's ("[<bus-name>#<index> pid <pid>] …"). Lines on stdin: "call <id> <text>" prints "answer <id> <text back>"
 // or "failed <id> <error name>" when it settles (calls overlap); "workers" prints "workers <pid>:<in flight>,…";
 // "reload" prints "reloaded <pids>" or "reload-failed <message>"; "pool" prints "pool <state> <running>
-// <replacements as JSON> <crash loop: true or false>"; "health" prints "health <JSON>": the bus's status warnings,
+// <replacements as JSON> <crash loop: true or false>"; "joining" prints "joining <n>", the waits for a worker's join
+// under way on the bus (a reload's successor's; none left once its reload settled); "health" prints "health <JSON>": the bus's status warnings,
 // its pools' rows and its slotbus_worker_crash_loop samples; "stop" stops the pool and prints "stopped <workers the bus lists then>"; "close" stops the
 // pool, closes the bus, exits 0; "close-bus [<timeoutMs>]" closes the bus alone (the pool stops with it), prints "closing" once it began, then "closed <pids of
 // the pool's processes alive as close() resolved, comma-separated>" and exits 0. SIGINT (Ctrl-C) prints "interrupted",
@@ -47,6 +48,7 @@ for await (const line of createInterface({ input: process.stdin })) {
       () => console.log(`reloaded ${pids()}`),
       (e: Error) => console.log(`reload-failed ${e.message}`),
     )
+  else if (verb === "joining") console.log(`joining ${bus.pools.joining}`)
   else if (verb === "stop") void pool.stop().then(() => console.log(`stopped ${bus.workerCount}`))
   else if (verb === "pool")
     console.log(`pool ${pool.state} ${pool.runningCount} ${JSON.stringify(pool.replacements)} ${pool.crashLoop}`)
