@@ -74,7 +74,7 @@ function kitViolation(from: string, to: string): string | null {
  * for all), and a listed file that gets under 450 (or moves) leaves the list.
  */
 export const OVER_450: Readonly<Record<string, number>> = {
-  "core/hub/bus.ts": 459,
+  "core/hub/bus.ts": 453,
 }
 
 /** The same ratchet for the C library's files (csrc/*.c, *.h; its tests aside). */

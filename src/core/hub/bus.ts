@@ -14,10 +14,9 @@ import {
   FETCH_OPTIONS,
   hubConfig,
   LISTEN_OPTIONS,
-  positiveInt,
   remoteOptions,
   resolveOptions,
-  WAIT_OPTIONS,
+  waitSettings,
   type CloseOptions,
   type ListenOptions,
   type ListenSettings,
@@ -348,14 +347,9 @@ export class SlotBus {
    * TimeoutError, `signal` with its reason. The old form `waitForWorkers(n, timeoutMs)` still works.
    */
   waitForWorkers(n = 1, opts: number | WaitOptions = {}): Promise<void> {
-    const o = typeof opts === "number" ? { timeoutMs: opts } : opts
-    let timeoutMs: number
+    let o: { timeoutMs: number; signal?: AbortSignal }
     try {
-      checkOptions(o, WAIT_OPTIONS, "bus.waitForWorkers")
-      positiveInt(n, 0, "bus.waitForWorkers: n")
-      if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
-        throw new TypeError("signal must be an AbortSignal")
-      timeoutMs = positiveInt(o.timeoutMs, 10_000, "timeoutMs")
+      o = waitSettings(n, opts)
     } catch (e) {
       return Promise.reject(e)
     }
@@ -363,7 +357,7 @@ export class SlotBus {
     if (this.closing) return Promise.reject(new BusClosedError(`bus "${this.name}" is closed`))
     const gaveUp = this.pools.gaveUp()
     if (gaveUp) return Promise.reject(gaveUp)
-    return this.acceptor.waitFor(n, timeoutMs, o.signal)
+    return this.acceptor.waitFor(n, o.timeoutMs, o.signal)
   }
 
   /**

@@ -253,7 +253,15 @@ export const FETCH_OPTIONS = optionNames<FetchOptions>({
   route: true,
 })
 
-/** A whole-number option of the core, through the kit's one number check: `dflt` when undefined, else min..max. */
+/** bus.waitForWorkers()'s count and options checked (the old form's number is its timeoutMs), its defaults applied. */
+export function waitSettings(n: number, opts: number | WaitOptions): { timeoutMs: number; signal?: AbortSignal } {
+  const o = typeof opts === "number" ? { timeoutMs: opts } : opts
+  checkOptions(o, WAIT_OPTIONS, "bus.waitForWorkers")
+  positiveInt(n, 0, "bus.waitForWorkers: n")
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal")
+  return { timeoutMs: positiveInt(o.timeoutMs, 10_000, "timeoutMs"), signal: o.signal }
+}
+
 /** bus.close()'s options checked: whether requests accepted may finish, and for how long. */
 export function closeSettings(opts: CloseOptions): { drain: boolean; timeoutMs: number } {
   checkOptions(opts, CLOSE_OPTIONS, "bus.close")
@@ -262,6 +270,7 @@ export function closeSettings(opts: CloseOptions): { drain: boolean; timeoutMs: 
   return { drain: opts.drain ?? true, timeoutMs: positiveInt(opts.timeoutMs, 5000, "timeoutMs") }
 }
 
+/** A whole-number option of the core, through the kit's one number check: `dflt` when undefined, else min..max. */
 export function positiveInt(v: number | undefined, dflt: number, what: string, min = 0, max?: number): number {
   return checkNumber(v, { what, dflt, min, max })
 }
