@@ -73,9 +73,7 @@ function kitViolation(from: string, to: string): string | null {
  * count here is lowered with it), a file that grows past 450 is divided by role before it lands (600 is the hard cap
  * for all), and a listed file that gets under 450 (or moves) leaves the list.
  */
-export const OVER_450: Readonly<Record<string, number>> = {
-  "core/hub/bus.ts": 453,
-}
+export const OVER_450: Readonly<Record<string, number>> = {}
 
 /** The same ratchet for the C library's files (csrc/*.c, *.h; its tests aside). */
 export const C_OVER_450: Readonly<Record<string, number>> = {

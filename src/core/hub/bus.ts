@@ -5,7 +5,7 @@
 import { Kind, loadNative } from "../../native/ffi.ts"
 import { type BodyInit, busName, toBytes } from "../wire/codec.ts"
 import { checkOptions, madeBy } from "../../kit/index.ts"
-import { BusClosedError, BusFullError } from "../../errors.ts"
+import { BusClosedError } from "../../errors.ts"
 import type { BusStats } from "../observe/stats.ts"
 import type { Pending, ReadAnswer, WorkerEvent, WorkerInfo } from "../endpoint/endpoint.ts"
 import { startClock, startsAtPublish } from "../endpoint/endpoint.ts"
@@ -311,7 +311,7 @@ export class SlotBus {
       const p = newPending(entry, strings, body, opts, s, read)
       if (p.signal?.aborted) return this.refused(p.signal.reason, true)
       p.signalOf = signalOf
-      this.checkRoom()
+      this.dispatcher.checkRoom(s.queue)
       addTrace(p, opts, entry, this.name, s.maxHeadBytes)
       return this.enqueue(p)
     } catch (e) {
@@ -323,14 +323,6 @@ export class SlotBus {
   private refused(e: unknown, cancelled = false): Promise<never> {
     this.dispatcher.observer.refused(e, cancelled)
     return Promise.reject(e)
-  }
-
-  /** A full queue refuses a request, unless a worker has a slot free after all. */
-  private checkRoom() {
-    if (this.dispatcher.queue.length >= this.settings.queue && !this.dispatcher.pick())
-      throw new BusFullError(
-        `bus "${this.name}": all slots busy and ${this.dispatcher.queue.length} requests queued; raise slots or queue`,
-      )
   }
 
   /** Hands the request to the Dispatcher, which settles its promise: its clock starts (startClock), a signal aborts it. */

@@ -3,7 +3,7 @@
 // (slot-endpoint.ts on this host, remote-endpoint.ts on others) keeps its own requests and joins and leaves
 // through join() and leave(). It knows neither kind, nor how workers are accepted.
 import { EMPTY } from "../wire/codec.ts"
-import { PoisonRequestError, TimeoutError, WorkerGoneError } from "../../errors.ts"
+import { BusFullError, PoisonRequestError, TimeoutError, WorkerGoneError } from "../../errors.ts"
 import { MAX_TIMER_MS } from "../../kit/index.ts"
 import { BusObserver } from "../observe/observe.ts"
 import type { BusCounters } from "../probe/counters.ts"
@@ -107,6 +107,14 @@ export class Dispatcher implements EndpointHost {
     this.queue.push(p)
     this.freed()
     this.observer.queued(this.queue.length)
+  }
+
+  /** A queue of `limit` requests, full, refuses a request (BusFullError), unless a worker has a slot free after all. */
+  checkRoom(limit: number) {
+    if (this.queue.length >= limit && !this.pick())
+      throw new BusFullError(
+        `bus "${this.name}": all slots busy and ${this.queue.length} requests queued; raise slots or queue`,
+      )
   }
 
   /** The bus closed: no more ticks. */
