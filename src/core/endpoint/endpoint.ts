@@ -4,6 +4,7 @@
 import { Kind, State } from "../../native/ffi.ts"
 import type { BusCounters } from "../probe/counters.ts"
 import type { ClientTrace } from "../probe/trace.ts"
+import { EMPTY } from "../wire/codec.ts"
 import { nanoseconds } from "../../runtime/index.ts"
 
 export interface WorkerInfo {
@@ -90,6 +91,22 @@ export interface Pending extends Settle {
   trace: ClientTrace | null
   /** The caller's route pattern (RequestOptions.route), what GET /metrics labels it by; null: none given. */
   route: string | null
+  /** bus.fetch's body, read whole: its bytes count against the bus's maxHeldBodyBytes until it is let go; else null. */
+  held: HeldBody | null
+}
+
+/** A body's bytes counted against its bus's maxHeldBodyBytes (hub/fetch-body.ts), given back once. */
+export interface HeldBody {
+  giveBack(): void
+}
+
+/** p's body is needed no more (it is in a slot, or p is over): its buffer let go, its held bytes given back. */
+export function letGo(p: Pending) {
+  p.body = EMPTY
+  if (p.held !== null) {
+    p.held.giveBack()
+    p.held = null
+  }
 }
 
 /** Reads an answer's body, valid only during the call, into the value its request resolves with (may throw). */

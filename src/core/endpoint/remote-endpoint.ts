@@ -3,8 +3,8 @@
 // at once when a call ends, whichever way. remoteHubHost is what the transport may do to the bus: workers join and
 // leave the dispatcher's books through it, and answers reach the endpoint that holds the call.
 import { Kind, RespFlag } from "../../native/ffi.ts"
-import { align8, EMPTY, headLength, readHead, utf8, writeHead } from "../wire/codec.ts"
-import type { Endpoint, EndpointHost, Pending, WorkerInfo } from "./endpoint.ts"
+import { align8, headLength, readHead, utf8, writeHead } from "../wire/codec.ts"
+import { letGo, type Endpoint, type EndpointHost, type Pending, type WorkerInfo } from "./endpoint.ts"
 import { answerHead, remoteError } from "./response.ts"
 import { readsBodyOnce } from "./answer-value.ts"
 import { RemoteFrames, StreamIn } from "./stream-in.ts"
@@ -116,7 +116,7 @@ export class RemoteEndpoint implements Endpoint {
   answered(p: Pending, status: number, flags: number, headLen: number, bytes: Uint8Array) {
     if (!this.calls.has(p) || p.phase !== "in-slot") return
     this.release(p)
-    if (!p.idempotent) p.body = EMPTY
+    if (!p.idempotent) letGo(p)
     const body = bytes.subarray(align8(headLen))
     this.host.counters.receivedBytes(body.length)
     if (flags & RespFlag.ERROR)
@@ -146,7 +146,7 @@ export class RemoteEndpoint implements Endpoint {
     if (!this.calls.has(p) || p.phase !== "in-slot") return
     let s = p.in as StreamIn | null
     if (!s) {
-      if (!p.idempotent) p.body = EMPTY // it runs: never sent again
+      if (!p.idempotent) letGo(p) // it runs: never sent again
       const frames = new RemoteFrames(
         this.peer.pid,
         (n) => this.peer.grant(p, n),

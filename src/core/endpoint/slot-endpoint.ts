@@ -3,21 +3,14 @@
 // the slots it holds for callers that gave up. Accepting and dropping it is accept.ts's; the queue is the dispatcher's.
 import { hostname } from "node:os"
 import { native, Errno, Kind, Msg, MsgFlag, RespFlag, E_CORRUPT } from "../../native/ffi.ts"
-import { align8, EMPTY, headLength, readHead, utf8, writeHead } from "../wire/codec.ts"
+import { align8, headLength, readHead, utf8, writeHead } from "../wire/codec.ts"
 import { PayloadTooLargeError, ProtocolError, SlotBusError } from "../../errors.ts"
 import type { Channel } from "../wire/channel.ts"
 import type { IdleStrategy } from "../wire/idle-strategy.ts"
 import { pumpTurns } from "../wire/loop-probe.ts"
 import { Pump, STARTUP_POLL_NS } from "../wire/pump.ts"
-import {
-  nowMs,
-  startClock,
-  STATE_NAMES,
-  type Endpoint,
-  type EndpointHost,
-  type Pending,
-  type WorkerInfo,
-} from "./endpoint.ts"
+import { letGo, nowMs, startClock, STATE_NAMES } from "./endpoint.ts"
+import type { Endpoint, EndpointHost, Pending, WorkerInfo } from "./endpoint.ts"
 import { answerHead, BorrowedResponse, forgotten, inTurnSaves, NO_HEAD, remoteError } from "./response.ts"
 import { answerValue, type AnswerSlot } from "./answer-value.ts"
 import { SlotFrames, StreamIn, type SlotStreamOwner } from "./stream-in.ts"
@@ -206,7 +199,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
     p.slot = slot
     this.sentTurn[slot] = p.waited ? Number.NaN : pumpTurns() // a queued request's caller had its turn long ago
     if (!p.waited) this.lastSentTurn = this.sentTurn[slot]!
-    if (!p.idempotent) p.body = EMPTY // the bytes are in the slot: do not keep the caller's buffer alive
+    if (!p.idempotent) letGo(p) // the bytes are in the slot: do not keep the caller's buffer alive
     this.pump.kick()
     return true
   }

@@ -7,7 +7,7 @@ import { type BodyInit, busName, toBytes } from "../wire/codec.ts"
 import { checkOptions, madeBy } from "../../kit/index.ts"
 import { BusClosedError } from "../../errors.ts"
 import type { BusStats } from "../observe/stats.ts"
-import type { Pending, ReadAnswer, WorkerEvent, WorkerInfo } from "../endpoint/endpoint.ts"
+import type { HeldBody, Pending, ReadAnswer, WorkerEvent, WorkerInfo } from "../endpoint/endpoint.ts"
 import { startClock, startsAtPublish } from "../endpoint/endpoint.ts"
 import {
   closeSettings,
@@ -36,7 +36,7 @@ import { decodeReply, encodeCall, remoteProxy, type Remote } from "../rpc/rpc.ts
 import type { RemoteLink } from "../wire/remote.ts"
 import { BusPools } from "./pools.ts"
 import { closedMessage, warnEarlyDispose } from "./early-dispose.ts"
-import { asResponse, bodyUpTo, pathOf } from "./fetch-body.ts"
+import { asResponse, bodyUpTo, HeldBodies, pathOf } from "./fetch-body.ts"
 import {
   exchangeOf,
   httpRoute,
@@ -65,6 +65,7 @@ export class SlotBus {
   private remoteLink: RemoteLink | null = null
   /** @internal superviseWorkers' pools: their failures, what they ask, their stop at close */ readonly pools: BusPools
   private readonly dispatcher: Dispatcher
+  /** bus.fetch's bodies: maxBodyBytes each, maxHeldBodyBytes held in all */ private readonly bodies: HeldBodies
   private readonly gaveUp = () => this.pools.gaveUp() // made once: what refuses a request once the pools gave up
   /** @internal */ readonly acceptor: Acceptor // (crowdTogether: the processes of a group of buses count together)
   /** The control socket `slotbus call` reaches the workers through (docs/PROTOCOL.md §14); null without one. */
@@ -83,6 +84,7 @@ export class SlotBus {
     madeBy(key, FACTORY, "SlotBus", "await SlotBus.listen(name, options)")
     const s = (this.settings = resolveOptions(opts))
     const recorder = s.recorder > 0 ? FlightRecorder.create(name, s.recorder) : null
+    this.bodies = new HeldBodies(s.maxBodyBytes, s.maxHeldBodyBytes, name)
     this.dispatcher = new Dispatcher(
       name,
       { maxBody: s.maxBodyBytes, remotePolicy: s.remotePolicy, metricsRoutes: s.metricsRoutes, recorder },
@@ -218,8 +220,8 @@ export class SlotBus {
       if (refused) return Promise.resolve(refused)
       // no body (a GET): nothing to read, and no turn spent waiting for it
       if (request.body === null) return this.fetchWith(request, o, undefined)
-      return bodyUpTo(request, this.settings.maxBodyBytes, o.timeoutMs ?? this.settings.timeoutMs, o.signal).then(
-        (body) => this.fetchWith(request, o, body),
+      return bodyUpTo(request, this.bodies, o.timeoutMs ?? this.settings.timeoutMs, o.signal).then(
+        (read) => this.fetchWith(request, o, read?.body, read?.held),
         (e) => this.refused(e, request.signal.aborted || o.signal?.aborted === true),
       )
     } catch (e) {
@@ -227,7 +229,7 @@ export class SlotBus {
     }
   }
 
-  private fetchWith(request: Request, opts: FetchOptions, body: Uint8Array | undefined): Promise<Response> {
+  private fetchWith(request: Request, opts: FetchOptions, body?: Uint8Array, held?: HeldBody): Promise<Response> {
     // opts.signal is watched at once; the Request's own only once the request is out at a tick (Pending.signalOf)
     const signal =
       opts.signal && opts.signal !== request.signal ? AbortSignal.any([opts.signal, request.signal]) : undefined
@@ -241,6 +243,7 @@ export class SlotBus {
       { timeoutMs, streamIdleMs, idempotent, signal, stream: true, traceparent, tracestate, route },
       null,
       signal ? null : request,
+      held ?? null,
     ) as Promise<StreamedResponse | Response>
     return res.then((r) => asResponse(r, this))
   }
@@ -296,6 +299,7 @@ export class SlotBus {
     options?: RequestOptions,
     read: ReadAnswer | null = null,
     signalOf: { readonly signal: AbortSignal } | null = null,
+    held: HeldBody | null = null,
   ) {
     try {
       if (this.closing) throw this.closedError()
@@ -308,19 +312,20 @@ export class SlotBus {
       const body = toBytes(init.body, "body")
       const strings = entry.kind === Kind.HTTP ? encodeHead(init, s.maxHeadBytes) : null
       checkBodySize(body, s.maxBodyBytes)
-      const p = newPending(entry, strings, body, opts, s, read)
-      if (p.signal?.aborted) return this.refused(p.signal.reason, true)
+      const p = newPending(entry, strings, body, opts, s, read, held)
+      if (p.signal?.aborted) return this.refused(p.signal.reason, true, held)
       p.signalOf = signalOf
       this.dispatcher.checkRoom(s.queue)
       addTrace(p, opts, entry, this.name, s.maxHeadBytes)
       return this.enqueue(p)
     } catch (e) {
-      return this.refused(e)
+      return this.refused(e, false, held)
     }
   }
 
-  /** A request that fails before it is queued: counted (stats(), GET /metrics) as made and failed, or cancelled. */
-  private refused(e: unknown, cancelled = false): Promise<never> {
+  /** A request failing before it is queued: counted (stats(), GET /metrics) as failed or cancelled; its body let go. */
+  private refused(e: unknown, cancelled = false, held: HeldBody | null = null): Promise<never> {
+    held?.giveBack()
     this.dispatcher.observer.refused(e, cancelled)
     return Promise.reject(e)
   }
@@ -371,7 +376,7 @@ export class SlotBus {
   }
 
   stats(): BusStats {
-    return this.dispatcher.observer.stats(this.workers, this.dispatcher.queue.length)
+    return this.dispatcher.observer.stats(this.workers, this.dispatcher.queue.length, this.bodies.bytes)
   }
 
   /** What `serveStatus` shows of this bus: its workers here and on other hosts, slots, latency, pools. */

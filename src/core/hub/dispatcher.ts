@@ -2,12 +2,12 @@
 // the part of a SlotBus that holds the queue and the books of which worker holds what; each kind of worker
 // (slot-endpoint.ts on this host, remote-endpoint.ts on others) keeps its own requests and joins and leaves
 // through join() and leave(). It knows neither kind, nor how workers are accepted.
-import { EMPTY } from "../wire/codec.ts"
 import { BusFullError, PoisonRequestError, TimeoutError, WorkerGoneError } from "../../errors.ts"
 import { MAX_TIMER_MS } from "../../kit/index.ts"
 import { BusObserver } from "../observe/observe.ts"
 import type { BusCounters } from "../probe/counters.ts"
 import {
+  letGo,
   nowMs,
   startClock,
   type Endpoint,
@@ -318,6 +318,7 @@ export class Dispatcher implements EndpointHost {
     if (p.phase === "in-slot") p.endpoint!.settled(p)
     else p.phase = "slot-returned" // it never had a slot
     if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort)
+    if (p.held !== null) letGo(p) // an idempotent one's, kept for a retry that can no longer come
     // the next retry may go now: a worker on another host gave back its place before this, telling the queue then
     if (kept) this.freed()
   }
@@ -374,7 +375,7 @@ export class Dispatcher implements EndpointHost {
     // time), or from now when that passed or it has none.
     const now = nowMs()
     p.stuckFrom = p.timeoutMs > 0 ? Math.max(now, p.started / 1e6 + p.timeoutMs) : now
-    p.body = EMPTY
+    letGo(p)
     p.reject(err)
     p.in?.failed(err) // a caller already reading a stream sees it fail; the rest of it is dropped
   }

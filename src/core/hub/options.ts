@@ -19,6 +19,12 @@ export interface ListenOptions {
   slots?: number
   /** Largest request body; responses get at least as much. Default 64 MiB. */
   maxBodyBytes?: number
+  /**
+   * Bytes of request bodies `bus.fetch` holds at once, read whole and waiting for a slot; a body that would take them
+   * past it is refused at once with BusFullError (503). At least maxBodyBytes; Infinity: no bound. Default 256 MiB,
+   * or 4 × maxBodyBytes if more.
+   */
+  maxHeldBodyBytes?: number
   /** Largest encoded method + path + headers. Default 16 KiB. */
   maxHeadBytes?: number
   /** Requests that may wait for a free slot before `request()` rejects with BusFullError. Default 4096. */
@@ -170,6 +176,7 @@ export const LISTEN_OPTIONS = optionNames<ListenOptions>({
   shared: true,
   slots: true,
   maxBodyBytes: true,
+  maxHeldBodyBytes: true,
   maxHeadBytes: true,
   queue: true,
   timeoutMs: true,
@@ -308,6 +315,13 @@ export function resolveOptions(opts: ListenOptions): ListenSettings {
   const slots = positiveInt(opts.slots, 32, "slots", 1, 4096)
   const maxBodyBytes = positiveInt(opts.maxBodyBytes, 64 * MiB, "maxBodyBytes", 0, 2 ** 32 - 1024 * MiB)
   const maxHeadBytes = positiveInt(opts.maxHeadBytes, 16 * 1024, "maxHeadBytes", 64, 16 * MiB) // a method and a path
+  const maxHeldBodyBytes = checkNumber(opts.maxHeldBodyBytes, {
+    what: "maxHeldBodyBytes",
+    dflt: Math.max(256 * MiB, 4 * maxBodyBytes),
+    min: maxBodyBytes,
+    infinite: true,
+    note: "at least maxBodyBytes, so a body it allows can be held",
+  })
   const queue = positiveInt(opts.queue, 4096, "queue")
   const timeoutMs = positiveInt(opts.timeoutMs, 30_000, "timeoutMs")
   const streamIdleMs = positiveInt(opts.streamIdleMs, 30_000, "streamIdleMs")
@@ -337,6 +351,7 @@ export function resolveOptions(opts: ListenOptions): ListenSettings {
   return {
     slots,
     maxBodyBytes,
+    maxHeldBodyBytes,
     maxHeadBytes,
     queue,
     timeoutMs,

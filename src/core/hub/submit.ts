@@ -6,7 +6,7 @@ import { isRpcVerb } from "../wire/rpc-status.ts"
 import { checkOptions } from "../../kit/index.ts"
 import { HeadTooLargeError, PayloadTooLargeError } from "../../errors.ts"
 import { RAISE_MAX_BODY } from "./fetch-body.ts"
-import type { Into, Pending, ReadAnswer } from "../endpoint/endpoint.ts"
+import type { HeldBody, Into, Pending, ReadAnswer } from "../endpoint/endpoint.ts"
 import {
   checkRequestOptions,
   positiveInt,
@@ -80,6 +80,7 @@ export function newPending(
   opts: RequestOptions,
   s: ListenSettings,
   read: ReadAnswer | null,
+  held: HeldBody | null = null,
 ): Pending {
   const timeoutMs = positiveInt(opts.timeoutMs, s.timeoutMs, "timeoutMs")
   checkRequestOptions(opts)
@@ -114,6 +115,7 @@ export function newPending(
     queuedAt: 0,
     trace: null,
     route: opts.route ?? null,
+    held,
   }
 }
 

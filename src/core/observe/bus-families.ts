@@ -76,6 +76,12 @@ export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[
   inFlight.add(bus, st.inFlight)
   const queued = family("slotbus_queued_requests", "gauge", "requests waiting for a free slot now")
   queued.add(bus, st.queued)
+  const held = family(
+    "slotbus_held_body_bytes",
+    "gauge",
+    "bytes of request bodies read whole and waiting for a slot now",
+  )
+  held.add(bus, st.heldBodyBytes)
   const busy = family("slotbus_worker_in_flight_requests", "gauge", "requests held by the worker at each index now")
   for (const w of m.workers) {
     const info = st.workers.find((x) => x.pid === w.pid)
@@ -84,7 +90,7 @@ export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[
   const bytes = family("slotbus_body_bytes_total", "counter", "request and answer body bytes, by direction")
   bytes.add({ ...bus, direction: "out" }, st.bytesOut)
   bytes.add({ ...bus, direction: "in" }, st.bytesIn)
-  out.push(inFlight, queued, busy, bytes)
+  out.push(inFlight, queued, held, busy, bytes)
   if (leads) out.push(...workerFamilies(st, m, pools))
   return out
 }

@@ -87,13 +87,14 @@ export class BusObserver {
     this.metrics.freeWorkerIndex(workerIndex)
   }
 
-  /** bus.stats(): what it counted and its latency, beside the hub's `workers` and `queued` requests now. */
-  stats(workers: WorkerInfo[], queued: number): BusStats {
+  /** bus.stats(): what it counted and its latency, beside the hub's `workers`, `queued` requests and bodies held now. */
+  stats(workers: WorkerInfo[], queued: number, heldBodyBytes: number): BusStats {
     return {
       name: this.name,
       workers,
       inFlight: workers.reduce((n, w) => n + w.inFlight, 0),
       queued,
+      heldBodyBytes,
       ...this.counters,
       latency: latencySummary(this.metrics.duration),
     }

@@ -25,6 +25,8 @@ export interface BusStats {
   workers: WorkerInfo[]
   inFlight: number
   queued: number
+  /** Bytes of request bodies bus.fetch read whole and holds now, waiting for a slot (at most maxHeldBodyBytes). */
+  heldBodyBytes: number
   requests: number
   responses: number
   /** Requests that failed, except by their timeout (`timeouts`) or by their caller (`cancels`). */

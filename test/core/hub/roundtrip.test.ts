@@ -420,6 +420,8 @@ describe("bad inputs", () => {
     ["maxBodyBytes: -5", { maxBodyBytes: -5 }, RangeError],
     ["maxBodyBytes: 2^32", { maxBodyBytes: 2 ** 32 }, RangeError],
     ["maxHeadBytes: 1.5", { maxHeadBytes: 1.5 }, RangeError],
+    ["maxHeldBodyBytes under maxBodyBytes", { maxBodyBytes: 2048, maxHeldBodyBytes: 1024 }, RangeError],
+    ['maxHeldBodyBytes: "1"', { maxHeldBodyBytes: "1" as never }, TypeError],
     ["9 allowUids", { allowUids: [1, 2, 3, 4, 5, 6, 7, 8, 9] }, RangeError],
     ["a negative allowUid", { allowUids: [-1] }, RangeError],
   ]
