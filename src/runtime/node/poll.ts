@@ -152,19 +152,23 @@ class PollReader {
     this.poll = new UvPoll(fd, (status) => this.ready(status))
   }
 
-  /** The loop found the fd readable (or failed to poll it): read what is there, settle a waiting read. */
+  /**
+   * The loop found the fd readable, or failed to poll it: read what is there, settle a waiting read. A failed poll
+   * (libuv's UV_EBADF for EPOLLERR: a socket its peer reset, closing with bytes of ours unread) stopped polling, but
+   * what the peer sent before is still there: read it all first, then end.
+   */
   private ready(status: number) {
-    if (status < 0) this.end(new Error(`polling fd ${this.fd} failed: libuv error ${status}`))
-    else
-      for (;;) {
-        const n = readScratch(this.fd)
-        if (n > 0) {
-          this.chunks.push(uv().scratch.slice(0, n)) // a copy of n bytes: a small one is cheap to make in Node
-          if (n === READ_BYTES) continue
-        } else if (n === 0) this.end({ done: true, value: undefined })
-        else if (n !== -EAGAIN) this.end(new Error(`reading fd ${this.fd} failed: errno ${-n}`))
-        break
-      }
+    for (;;) {
+      const n = readScratch(this.fd)
+      if (n > 0) {
+        this.chunks.push(uv().scratch.slice(0, n)) // a copy of n bytes: a small one is cheap to make in Node
+        if (n === READ_BYTES) continue
+        if (status < 0) continue // no more wake-ups: read on to the end
+      } else if (n === 0) this.end({ done: true, value: undefined })
+      else if (n !== -EAGAIN) this.end(new Error(`reading fd ${this.fd} failed: errno ${-n}`))
+      else if (status < 0) this.end(new Error(`polling fd ${this.fd} failed: libuv error ${status}`))
+      break
+    }
     const waited = this.waiting
     this.settle()
     if (waited && !this.waiting) drainSoon()

@@ -201,6 +201,33 @@ export const cases: Record<string, Case> = {
       }
     }),
 
+  // a worker's control socket at a bus's close: the hub wrote its last byte and closed with the worker's own byte
+  // unread, so the kernel resets the worker's end (ECONNRESET, EPOLLERR); the hub's byte is still there to read
+  "an fd reader gives the bytes sent before a reset, then ends": async (rt) => {
+    const libc = rt.openLibrary("libc.so.6", {
+      socketpair: { args: ["i32", "i32", "i32", "ptr"], returns: "i32" },
+    } as const)
+    const fds = new Int32Array(2)
+    const AF_UNIX = 1
+    const SOCK_STREAM_NONBLOCK = 1 | 0o4000
+    if (libc.socketpair(AF_UNIX, SOCK_STREAM_NONBLOCK, 0, fds) !== 0) throw new Error("socketpair failed")
+    const [mine, theirs] = [fds[0]!, fds[1]!]
+    try {
+      writeSync(mine, "D") // never read: closing `theirs` over it resets `mine`
+      writeSync(theirs, "C")
+      closeSync(theirs)
+      const reader = rt.fdReader(mine)
+      const first = await reader.read()
+      const end = await reader.read().then(
+        (r) => (r.done ? "done" : `more ${new TextDecoder().decode(r.value)}`),
+        () => "failed",
+      )
+      return [new TextDecoder().decode(first.value), end]
+    } finally {
+      closeSync(mine)
+    }
+  },
+
   // the per-host election's: bound on return, a path in use throws, echo both ways, stop(true) closes the
   // connections and unlinks the path, a refused connect calls connectError and rejects
   "unix sockets: listen, a path in use, echo, stop(true), a refused connect": (rt) =>
