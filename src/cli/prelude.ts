@@ -89,6 +89,12 @@ function npmAbove(): number | null {
 }
 
 /**
+ * The npm above our `sh -c`, taken as the command's module loads: a hub that looked only once it was listening kept
+ * the sh's new parent for npm when npm died (a SIGHUP) during its start, and ran on.
+ */
+const npmAtStart = process.env.npm_command || process.env.npm_lifecycle_event ? npmAbove() : null
+
+/**
  * Resolves at SIGINT or SIGTERM (Ctrl-C, a service manager's stop), and for a command that npm, npx or bunx started
  * (they set npm_command, npm_lifecycle_event) once its parent is gone: npm passes a SIGTERM to its `sh -c` alone,
  * which dies of it without passing it on, and a kill -9 of bunx or npx leaves its child; the command would run on
@@ -115,7 +121,7 @@ export function untilStopped(name: string): {
   process.once("SIGINT", stop)
   process.once("SIGTERM", stop)
   if (process.env.npm_command || process.env.npm_lifecycle_event) {
-    const npm = npmAbove()
+    const npm = npmAtStart
     // a reparented process has a new ppid (init, or a subreaper): once a second is cheap, and soon enough for a port
     orphaned = setInterval(() => {
       if (process.ppid !== startedBy)
