@@ -18,7 +18,7 @@ export { INSTANCES, ReplaceError, SHARED_OPTIONS, SupervisorError } from "./supe
 export { RESTART_MOVED } from "./supervision/restart-policy.ts"
 export type { RestartOptions } from "./supervision/restart-policy.ts"
 export { splitCommand } from "./supervision/command.ts"
-export { Reaper } from "./supervision/reaper.ts"
+export { OnDemandReaper, Reaper } from "./supervision/reaper.ts"
 export { procStat, procState, stoppedProcess, within } from "./supervision/process-wait.ts"
 export { euid, HostSeat, seatHeld } from "./host/host-seat.ts"
 export { claimSocketPath } from "./host/socket-path.ts"

@@ -9,6 +9,7 @@ import {
   checkOptions,
   INSTANCES,
   longTimeout,
+  OnDemandReaper,
   optionNames,
   RESTART_MOVED,
   SHARED_OPTIONS,
@@ -160,8 +161,12 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     for (const pid of served) if (!ours(pid)) served.delete(pid)
     served.add(e.worker.pid)
   }
+  // Without a bus its workers cannot tell that this process died without a word (kill -9, the OOM killer): a reaper
+  // beside them SIGTERMs them then, SIGKILL after killGraceMs (`slotbus hub --spawn`'s hubWorkers rejoined for good).
+  const reaper = bus ? undefined : new OnDemandReaper(() => sup.killGraceMs)
   const settings: SupervisorOptions = {
     ...rest,
+    reaper,
     env: bus ? { ...rest.env, [FRONT_PARENT_ENV]: String(process.pid), [FRONT_BUS_ENV]: bus.name } : rest.env,
     logs: withPoolName(rest.logs, bus?.name), // each line names the bus
     instances: range.min,
@@ -236,6 +241,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     queueMicrotask(() => took.delete(e.pid)) // after its crash, if it was one, was judged
   })
   sup.on("stopped", () => {
+    reaper?.close()
     restarting.clear()
     bus?.pools.failed(sup, null) // a stopped pool takes its failure with it
     offServed?.()

@@ -75,3 +75,26 @@ export class Reaper {
     } catch {} // the reaper is gone (killed by hand): the children are as they were before there was one
   }
 }
+
+/** A reaper started with the first child it is told of, and started again after close() (a pool stopped, then started). */
+export class OnDemandReaper {
+  private reaper: Reaper | null | undefined
+
+  /** `graceMs` is read as the reaper starts: the pool's killGraceMs. */
+  constructor(private readonly graceMs: () => number) {}
+
+  add(pid: number) {
+    if (this.reaper === undefined) this.reaper = Reaper.start(this.graceMs())
+    this.reaper?.add(pid)
+  }
+
+  remove(pid: number) {
+    this.reaper?.remove(pid)
+  }
+
+  /** Its children were stopped: the reaper leaves. */
+  close() {
+    this.reaper?.close()
+    this.reaper = undefined
+  }
+}

@@ -108,6 +108,10 @@ export class Supervisor {
   get restartSettings(): Readonly<RestartSettings> {
     return this.opts.restart
   }
+  /** How long a process has between its SIGTERM and its SIGKILL. */
+  get killGraceMs(): number {
+    return this.opts.killGraceMs
+  }
   /** How long a new process may take to be ready. */
   get readyTimeoutMs(): number {
     return this.opts.readyTimeoutMs
