@@ -5,10 +5,13 @@ import { checkNumber, checkPort, within } from "../kit/index.ts"
 import { CliProblem, firstSentence, help, parse, runCommand, untilStopped } from "./prelude.ts"
 import { sleep } from "../runtime/index.ts"
 
-const USAGE = `usage: slotbus hub [--port 3200] [--host 127.0.0.1] [--token-file path] [--timeout-ms 30000] [--max-body-bytes 8388608] [--quiet]
-                   [--spawn "<worker command>" [--instances 4]] [--nats nats://host:4222 [--events-durable]]
+const USAGE = `usage: slotbus hub [--port 3200] [--host 127.0.0.1] [--token-file path] [--timeout-ms 30000] [--max-body-bytes 8388608]
+                   [--max-held-body-bytes 268435456] [--quiet] [--spawn "<worker command>" [--instances 4]]
+                   [--nats nats://host:4222 [--events-durable]]
 
 Runs the HTTP hub: workers join with hubWorker("http://<host>:<port>", name) and read the token from the token file.
+--max-held-body-bytes bounds the request bodies the hub holds at once, read and not yet with a worker (each
+counted by its Content-Length before it is read): past it a request gets 503 with Retry-After, its body unread.
 --quiet leaves out the one-line log of worker registrations, evictions and restarts.
 --spawn keeps that many worker processes running (restarted with backoff when they die; they get
 SLOTBUS_HUB_URL and SLOTBUS_HUB_TOKEN_FILE in their environment); SIGHUP replaces them one at a time, each once
@@ -45,6 +48,7 @@ async function run(argv: string[]): Promise<number> {
         "token-file": { type: "string" },
         "timeout-ms": { type: "string" },
         "max-body-bytes": { type: "string" },
+        "max-held-body-bytes": { type: "string" },
         quiet: { type: "boolean" },
         nats: { type: "string" },
         "events-durable": { type: "boolean" },
@@ -82,6 +86,7 @@ async function run(argv: string[]): Promise<number> {
       tokenFile: values["token-file"],
       timeoutMs: int(values["timeout-ms"], "timeout-ms"),
       maxRequestBodyBytes: int(values["max-body-bytes"], "max-body-bytes"),
+      maxHeldBodyBytes: int(values["max-held-body-bytes"], "max-held-body-bytes"),
       quiet: values.quiet,
       nats: values.nats,
       ...(values["events-durable"] && { eventsDurable: true }),

@@ -15,6 +15,7 @@ export { errorPairs } from "./worker/stream-out.ts"
 export { readyBody } from "./worker/ready-body.ts"
 export { closeTimeoutMs } from "./worker/options.ts"
 export { streamWindow } from "./hub/options.ts"
+export { bodyUpTo, HeldBodies } from "./hub/fetch-body.ts"
 export { type Failure, failureAnswer, failureOf } from "./observe/http-answer.ts"
 export { frameCharge } from "./wire/remote.ts"
 export type {

@@ -84,7 +84,12 @@ export class SlotBus {
     madeBy(key, FACTORY, "SlotBus", "await SlotBus.listen(name, options)")
     const s = (this.settings = resolveOptions(opts))
     const recorder = s.recorder > 0 ? FlightRecorder.create(name, s.recorder) : null
-    this.bodies = new HeldBodies(s.maxBodyBytes, s.maxHeldBodyBytes, name)
+    this.bodies = new HeldBodies(
+      s.maxBodyBytes,
+      s.maxHeldBodyBytes,
+      `bus "${name}"`,
+      "raise maxHeldBodyBytes (or the slots or workers that take them) in SlotBus.listen's options",
+    )
     this.dispatcher = new Dispatcher(
       name,
       { maxBody: s.maxBodyBytes, remotePolicy: s.remotePolicy, metricsRoutes: s.metricsRoutes, recorder },
@@ -185,14 +190,18 @@ export class SlotBus {
     return this.submit(REQUEST, init, opts) as Promise<SlotResponse>
   }
 
-  /** @internal A client's request (the HTTP hub's; nodeHandler's, HEAD_FETCH) cancelled by its signal as bus.fetch's. */
+  /**
+   * @internal A client's request (the HTTP hub's; nodeHandler's, HEAD_FETCH) cancelled by its signal as bus.fetch's;
+   * `held`, its body's bytes counted by the caller, given back once the body is in a slot or the request is over.
+   */
   requestFor(
     request: { readonly signal: AbortSignal },
     init: SlotRequestInit,
     opts: RequestOptions & { stream: true },
     entry: Entry = REQUEST,
+    held: HeldBody | null = null,
   ): Promise<StreamedResponse> {
-    return this.submit(entry, init, opts, null, request) as Promise<StreamedResponse>
+    return this.submit(entry, init, opts, null, request, held) as Promise<StreamedResponse>
   }
 
   /** Send raw bytes; resolves with the worker's raw reply (with `borrow`, a BorrowedResponse over it). */

@@ -46,9 +46,9 @@ const SMALL_BODY = 64 * 1024
 export const RAISE_MAX_BODY = "raise maxBodyBytes in SlotBus.listen's options"
 
 /**
- * The bodies a bus's fetch reads whole: each at most `maxBody` bytes (maxBodyBytes), and those it has not let go yet
- * (being read, queued, on their way to a slot) at most `max` bytes in all (maxHeldBodyBytes), so that uploads
- * waiting for slow workers cannot take the front's memory.
+ * The bodies a bus's fetch (or the HTTP hub) reads whole: each at most `maxBody` bytes (maxBodyBytes), and those it
+ * has not let go yet (being read, queued, on their way to a slot) at most `max` bytes in all (maxHeldBodyBytes), so
+ * that uploads waiting for slow workers cannot take the front's memory.
  */
 export class HeldBodies {
   /** Bytes held now. */
@@ -56,7 +56,9 @@ export class HeldBodies {
   constructor(
     readonly maxBody: number,
     private readonly max: number,
-    private readonly bus: string,
+    /** Who holds them ('bus "images"'), and what its user raises, for the BusFullError's message. */
+    private readonly holder: string,
+    private readonly raise: string,
   ) {}
 
   /** A body's count, at 0 bytes: `hold` grows it, `giveBack` returns all of it. */
@@ -68,7 +70,7 @@ export class HeldBodies {
   take(n: number) {
     if (this.bytes + n > this.max)
       throw new BusFullError(
-        `bus "${this.bus}": request bodies read and waiting for a slot hold ${this.bytes} bytes, and ${n} more would pass maxHeldBodyBytes ${this.max}; try again shortly, or raise maxHeldBodyBytes (or the slots or workers that take them) in SlotBus.listen's options`,
+        `${this.holder}: request bodies read and waiting for a slot hold ${this.bytes} bytes, and ${n} more would pass maxHeldBodyBytes ${this.max}; try again shortly, or ${this.raise}`,
       )
     this.bytes += n
   }

@@ -49,6 +49,8 @@ export interface HubHealth {
   routes: { route: string; owner: string; workers: number }[]
   sse: { connections: number; eventsClients: number; statusClients: number }
   counters: HubCounters
+  /** Bytes of request bodies the hub read (or is reading) and holds now, not yet in a worker's slot (maxHeldBodyBytes). */
+  heldBodyBytes: number
   /** The hub's events topic (`app.emit`, `GET /events`): its subscribers with their lag, its publishers. */
   topics: TopicStats[]
   evicted: { name: string; instance: string; pid: number; reason: string; at: string }[]
@@ -112,6 +114,9 @@ export function hubFamilies(h: HubHealth): MetricFamily[] {
     [{ kind: "events" }, h.sse.eventsClients],
     [{ kind: "status" }, h.sse.statusClients],
   ])
+  metric("held_body_bytes", "gauge", "bytes of request bodies read and not yet in a worker's slot (maxHeldBodyBytes)", [
+    [{}, h.heldBodyBytes],
+  ])
   const who = (w: HubWorkerInfo) => ({ name: w.name, instance: w.instance })
   metric(
     "worker_in_flight",
@@ -173,7 +178,7 @@ export class Health {
     this.counters.evictions++
   }
 
-  report(registry: Registry, sse: HubHealth["sse"], topic: Topic | null): HubHealth {
+  report(registry: Registry, sse: HubHealth["sse"], topic: Topic | null, heldBodyBytes: number): HubHealth {
     const label = (s: { sse: boolean; route: { method: string; pattern: string } }) =>
       `${s.sse ? "SSE" : s.route.method} ${s.route.pattern}`
     const workers = [...registry.instances.values()].map((i): HubWorkerInfo => {
@@ -206,6 +211,7 @@ export class Health {
       routes: registry.routes.values().map((e) => ({ route: label(e), owner: e.owner, workers: e.instances.length })),
       sse,
       counters: { ...this.counters },
+      heldBodyBytes,
       topics: topicStats(topic),
       evicted: [...this.evicted],
     }

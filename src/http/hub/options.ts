@@ -19,6 +19,12 @@ export interface HubOptions {
   /** Largest request body; larger ones get 413. Default 8 MiB. */
   maxRequestBodyBytes?: number
   /**
+   * Bytes of request bodies the hub holds at once, read and not yet in a worker's slot (a body's Content-Length is
+   * counted before it is read); a request whose body would pass it gets 503 with Retry-After, its body unread. At
+   * least maxRequestBodyBytes; Infinity: no bound. Default 256 MiB, or 4 × maxRequestBodyBytes if more.
+   */
+  maxHeldBodyBytes?: number
+  /**
    * Ring bytes per slot a worker may stream a response into ahead of the client (docs/PROTOCOL.md §9): a power of
    * two from 4096 to 1 GiB. 0 offers no window, as a hub from before streams did: workers then answer whole and
    * send bodies over `chunkBytes` in chunks the hub pulls. Default 1 MiB.
@@ -97,6 +103,7 @@ const HUB_OPTIONS = optionNames<HubOptions>({
   tokenFile: true,
   timeoutMs: true,
   maxRequestBodyBytes: true,
+  maxHeldBodyBytes: true,
   streamWindowBytes: true,
   chunkBytes: true,
   slots: true,
@@ -145,6 +152,7 @@ const int = (v: number | undefined, dflt: number, what: string, min = 0, max?: n
 
 export function resolveOptions(opts: HubOptions): ResolvedOptions {
   checkOptions(opts, HUB_OPTIONS, "createHub")
+  const maxRequestBodyBytes = int(opts.maxRequestBodyBytes, 8 * MiB, "maxRequestBodyBytes")
   idler(opts.idle, "createHub idle") // each worker's bus takes it later: a mistake must not wait for the first worker
   if (opts.nats !== undefined && typeof opts.nats !== "string" && (typeof opts.nats !== "object" || opts.nats === null))
     throw new TypeError("nats must be a NATS URL string or the NATS client's connection options")
@@ -160,7 +168,15 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
     hostname: opts.hostname ?? "127.0.0.1",
     tokenFile: opts.tokenFile,
     timeoutMs: int(opts.timeoutMs, 30_000, "timeoutMs"),
-    maxRequestBodyBytes: int(opts.maxRequestBodyBytes, 8 * MiB, "maxRequestBodyBytes"),
+    maxRequestBodyBytes,
+    maxHeldBodyBytes: checkNumber(opts.maxHeldBodyBytes, {
+      what: "maxHeldBodyBytes",
+      where: "createHub",
+      dflt: Math.max(256 * MiB, 4 * maxRequestBodyBytes),
+      min: maxRequestBodyBytes,
+      infinite: true,
+      note: "at least maxRequestBodyBytes, so a body it allows can be held",
+    }),
     streamWindowBytes: streamWindow(opts.streamWindowBytes),
     chunkBytes: int(opts.chunkBytes, MiB, "chunkBytes", 1024),
     slots: int(opts.slots, 32, "slots", 1),

@@ -2,7 +2,17 @@
 // streamed as the worker produces it (docs/PROTOCOL.md §9.9).
 import { HOP_BY_HOP, type HttpServer as Server } from "../../runtime/index.ts"
 import { BusClosedError, type BorrowedResponse, type StreamedResponse } from "../../core/index.ts"
-import { type Failure, failureAnswer, failureOf, heldLate, oneChunk, pumpTurns } from "../../core/internal.ts"
+import {
+  bodyUpTo,
+  type Failure,
+  failureAnswer,
+  failureOf,
+  HeldBodies,
+  heldLate,
+  oneChunk,
+  pumpTurns,
+} from "../../core/internal.ts"
+import { BusFullError, PayloadTooLargeError } from "../../errors.ts"
 import { COOKIES_HEADER, STREAM_HEADER, type ControlMessage } from "../wire.ts"
 import type { HubCounters } from "./counters.ts"
 import type { Liveness } from "./liveness.ts"
@@ -49,6 +59,8 @@ export class RequestProxy {
   private readonly idleSeconds: number
   /** Requests whose body is still coming in: not yet in flight on a worker (the hub's stop waits for them). */
   uploads = 0
+  /** The request bodies read (or being read) and not yet in a worker's slot: maxHeldBodyBytes in all. */
+  readonly bodies: HeldBodies
 
   constructor(
     private readonly opts: ResolvedOptions,
@@ -56,6 +68,12 @@ export class RequestProxy {
     private readonly registry: Registry,
     private readonly liveness: Liveness,
   ) {
+    this.bodies = new HeldBodies(
+      opts.maxRequestBodyBytes,
+      opts.maxHeldBodyBytes,
+      "the hub",
+      "raise maxHeldBodyBytes in createHub's options (slotbus hub --max-held-body-bytes)",
+    )
     this.exempt = outlastsIdle(opts.timeoutMs)
     this.idleSeconds = idleSecondsFor(opts.timeoutMs)
   }
@@ -67,32 +85,27 @@ export class RequestProxy {
     if (!inst) return this.unavailable(entry)
     forwardedFor(req, server)
     let body: Uint8Array | undefined
+    let held: { giveBack(): void } | null = null
     if (req.body) {
-      let read: Uint8Array | null
       this.uploads++
       try {
-        read = await readBody(req, this.opts.maxRequestBodyBytes)
+        const read = await bodyUpTo(req, this.bodies, 0, req.signal)
+        body = read?.body
+        held = read?.held ?? null
       } catch (e) {
         if (req.signal.aborted) return this.failure(e, null, req) // the client hung up mid-upload
+        if (e instanceof PayloadTooLargeError || e instanceof BusFullError) return this.unread(e)
         throw e
       } finally {
         this.uploads--
       }
-      if (!read) {
-        this.counters.tooLarge++
-        return failureAnswer(
-          "too-large",
-          {
-            message: `request body is over the hub's limit of ${this.opts.maxRequestBodyBytes} bytes; raise maxRequestBodyBytes in createHub's options (slotbus hub --max-body-bytes)`,
-          },
-          { ...NO_STORE, connection: "close" },
-        )
-      }
-      body = read
       // It left its routes while the body arrived: another worker takes it (a deploy retired it; it deregistered),
       // or, with none on the route (the hub stops), the one it came for, still attached, runs it as it drains
       if (!entry.instances.includes(inst)) inst = this.registry.pick(entry) ?? (isAttached(inst) ? inst : null)
-      if (!inst) return this.unavailable(entry)
+      if (!inst) {
+        held?.giveBack()
+        return this.unavailable(entry)
+      }
     }
     inst.inFlight++
     let res: StreamedResponse
@@ -103,6 +116,8 @@ export class RequestProxy {
         req, // its signal cancels the request (read only if the request is still out at the bus's tick)
         { method: req.method, path: pathAndQuery, headers: req.headers, body },
         { stream: true, route: entry.route.pattern }, // GET /metrics's label: never the path
+        undefined,
+        held, // given back once the body is in a slot
       )
     } catch (e) {
       inst.inFlight--
@@ -114,6 +129,18 @@ export class RequestProxy {
     this.liveness.answered(inst)
     this.counters.responses++
     return this.toResponse(res, inst, req, turn)
+  }
+
+  /** A body refused before or while it was read: over maxRequestBodyBytes (413), or past maxHeldBodyBytes (503). */
+  private unread(e: PayloadTooLargeError | BusFullError): Response {
+    const close = { ...NO_STORE, connection: "close" } // the rest of the body is not read
+    if (e instanceof BusFullError) {
+      this.counters.unavailable++
+      return failureAnswer("unavailable", { message: e.message }, close)
+    }
+    this.counters.tooLarge++
+    const message = `request body is over the hub's limit of ${this.opts.maxRequestBodyBytes} bytes; raise maxRequestBodyBytes in createHub's options (slotbus hub --max-body-bytes)`
+    return failureAnswer("too-large", { message }, close)
   }
 
   unavailable(entry: RouteEntry): Response {

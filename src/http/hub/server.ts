@@ -291,7 +291,8 @@ export class Hub {
   }
 
   health(): HubHealth {
-    return this.healthReport.report(this.registry, { ...this.sse.counts, statusClients: this.status.count }, this.topic)
+    const sse = { ...this.sse.counts, statusClients: this.status.count }
+    return this.healthReport.report(this.registry, sse, this.topic, this.proxy.bodies.bytes)
   }
 
   /** health() and, with the `nats` option, what the buses and the events topic know across hosts. */
