@@ -1,6 +1,6 @@
 // `bus.listen("http:127.0.0.1:8080")`: an HTTP server of its own for the MCP Streamable HTTP transport, one
 // endpoint per pool: `/mcp` serves the configuration's first pool, `/mcp/<pool id>` each pool by name.
-import { within } from "../kit/index.ts"
+import { checkPort, within } from "../kit/index.ts"
 import { hostProblem, serveHttp, targetPath, type HttpServer } from "../runtime/index.ts"
 import { refusal } from "./mcp-http-checks.ts"
 import { binding } from "./errors.ts"
@@ -33,6 +33,8 @@ export function parseHttpAddress(spec: string): HttpAddress {
   const port = m ? Number(m[2]) : Number.NaN
   if (!m || port > 65535)
     throw new TypeError(`"${spec}" is not an HTTP address: use http:127.0.0.1:8080 (http:0 picks a free port)`)
+  // an MCP client (a browser's page, Node's fetch) could not connect to a bad port the server would listen on
+  checkPort(port, { what: "its port", error: (p) => new TypeError(`"${spec}": ${p.message}`) })
   return { kind: "http", hostname: m[1] || "127.0.0.1", port }
 }
 

@@ -2,13 +2,15 @@
 // fetch (undici) and browsers refuse to connect there, Bun's fetch does not. Before: a hub on 6000 served, a Node
 // hubWorker printed "cannot join the hub at http://127.0.0.1:6000: fetch failed; retrying" for ever (the cause, "bad
 // port", hidden in the error's cause), and a browser could not open its status page. Now createHub, `slotbus hub
-// --port` and serveStatus refuse the port, saying why, and a worker's retry line carries its error's causes.
+// --port`, serveStatus and an MCP listener (stdio bus.listen("http:…"), slotbus stdio --listen) refuse the port,
+// saying why, and a worker's retry line carries its error's causes.
 import { afterAll, expect, test } from "bun:test"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createHub } from "../../src/http/index.ts"
 import { serveStatus } from "../../src/status/index.ts"
+import { parseHttpAddress } from "../../src/stdio/index.ts"
 import { outcome, stopAll, until } from "../support/helpers.ts"
 import { PEER_RUNTIMES, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
 
@@ -42,6 +44,23 @@ test.each([6000, 10080, 5060, 6667])(
     const status = await refusal(serveStatus([], { port }))
     expect(status).toBeInstanceOf(RangeError)
     expect((status as Error).message).toStartWith(`serveStatus: port ${port} is one of the Fetch standard's bad ports`)
+  },
+)
+
+// before: the MCP listener served them, and an MCP client on Node's fetch or in a browser could never connect
+test.each(["http:6000", "http:127.0.0.1:10080", "http://localhost:6667"])(
+  "an MCP listener's address %s is refused with a TypeError naming the port and why",
+  (spec) => {
+    let thrown: unknown
+    try {
+      parseHttpAddress(spec)
+    } catch (e) {
+      thrown = e
+    }
+    expect(thrown).toBeInstanceOf(TypeError)
+    expect((thrown as Error).message).toStartWith(`"${spec}": its port ${/\d+$/.exec(spec)![0]} is one of the Fetch`)
+    expect((thrown as Error).message).toContain(WHY)
+    expect(parseHttpAddress("http:6001").port).toBe(6001)
   },
 )
 

@@ -308,6 +308,18 @@ describe("the internal endpoints", () => {
     expect(((await res.json()) as { message: string }).message).toContain("answers itself")
   })
 
+  test.each([null, 7, "GET /x"])("a registration whose routes hold %p gets 400, not the hub's 500", async (route) => {
+    const res = await fetch(`${hub.url}/_slotbus/register`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${hub.token}` },
+      body: JSON.stringify({ name: "x", instance: "1", pid: 1, routes: [route] }),
+    })
+    expect(res.status).toBe(400)
+    expect(((await res.json()) as { message: string }).message).toBe(
+      `a route is { method, pattern, sse? }, got ${route}`,
+    )
+  })
+
   test("a registration of more than 1024 routes gets 400 at once; 1024, and the table they make, are served", async () => {
     // before: no bound, and each route sorted the whole table: 20,000 routes held the hub's event loop 12 s
     const register = (name: string, n: number) =>

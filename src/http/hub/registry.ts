@@ -137,6 +137,7 @@ export class Registry {
     const declared = new Set<string>()
     try {
       for (const d of r.routes) {
+        if (typeof d !== "object" || d === null) return bad(`a route is { method, pattern, sse? }, got ${String(d)}`)
         const route = parseRoute(String(d.method), String(d.pattern))
         const key = `${route.method} ${route.shape}`
         if (declared.has(key)) return bad(`route ${route.method} ${route.pattern} is declared twice`)

@@ -198,13 +198,15 @@ export class Hub {
   /** The catch-all: a request the hub failed on is answered 500, and the error logged (once per kind), never silent. */
   private failed(e: unknown): Response {
     const err = e instanceof Error ? e : new Error(String(e))
-    const kind = printable(`${err.name}: ${err.message}`)
+    const at = /\n\s*(at .*)/.exec(err.stack ?? "")?.[1]
+    // its class and where it was thrown: a message may name what it failed on (a bus, a path), new each time
+    const kind = `${err.name} ${at ?? err.message}`
     if (!this.faults.has(kind)) {
       if (this.faults.size >= MAX_FAULT_KINDS) this.faults.clear()
       this.faults.add(kind)
-      const at = /\n\s*(at .*)/.exec(err.stack ?? "")?.[1]
+      const said = printable(`${err.name}: ${err.message}`)
       this.logFault(
-        `answered 500 to a request it failed on: ${kind}${at ? ` (${printable(at)})` : ""}; the same error again is not logged`,
+        `answered 500 to a request it failed on: ${said}${at ? ` (${printable(at)})` : ""}; the same error again is not logged`,
       )
     }
     return json(500, { error: "internal", message: "the hub failed to handle this request" })
