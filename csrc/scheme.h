@@ -51,6 +51,7 @@ int sockdir_ready(const char *dir);
  * value, or 0). */
 int doordir_ok(const char *path, uid_t uid);
 int doordir_own(char *out);
+int doordir_env(char *out);
 int doordir_each(uid_t uid, int (*each)(const char *dir, void *arg), void *arg);
 
 /* The socket directory's names (§1.1, §13.2), both schemes': csrc/scheme_dir.c. Each does what platform.h says

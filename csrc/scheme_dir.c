@@ -361,8 +361,10 @@ static int door_connect_in(const char *dir, void *arg) {
 
 int scheme_door_connect(const char *file, uint32_t hub_uid, int (*make_socket)(int type)) {
   door_try t = {.file = file, .make_socket = make_socket, .fd = -ECONNREFUSED};
-  const char *env = getenv("SLOTBUS_DOOR_DIR");
-  if (env && *env) {
+  char env[SUN_MAX];
+  int set = doordir_env(env);
+  if (set < 0) return set;
+  if (set) {
     if (doordir_ok(env, (uid_t)hub_uid)) door_connect_in(env, &t);
   } else {
     doordir_each((uid_t)hub_uid, door_connect_in, &t);

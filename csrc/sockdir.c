@@ -57,17 +57,34 @@ static int dir_make(const char *path, char *why, size_t n) {
   return dir_judge(path, why, n);
 }
 
+/* What to set when a directory is refused: SLOTBUS_SOCKET_DIR's advice, or SLOTBUS_DOOR_DIR's. */
+enum { ADVISE_SOCKET_DIR, ADVISE_DOOR_DIR };
+
+static int refused(int advice, const char *fmt, va_list ap) {
+  int w = vsnprintf(dir_problem, sizeof dir_problem, fmt, ap);
+  if (w > 0 && (size_t)w < sizeof dir_problem)
+    snprintf(dir_problem + w, sizeof dir_problem - (size_t)w,
+             "; set %s to %s directory of this user's (euid %u) with mode %s, the same for every process of the user",
+             advice == ADVISE_DOOR_DIR ? "SLOTBUS_DOOR_DIR" : "SLOTBUS_SOCKET_DIR",
+             advice == ADVISE_DOOR_DIR ? "the absolute path of a" : "a", (unsigned)geteuid(),
+             advice == ADVISE_DOOR_DIR ? "0711" : "0700");
+  return -PLAT_ESOCKDIR;
+}
+
 __attribute__((format(printf, 1, 2))) static int dir_refused(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  int w = vsnprintf(dir_problem, sizeof dir_problem, fmt, ap);
+  int r = refused(ADVISE_SOCKET_DIR, fmt, ap);
   va_end(ap);
-  if (w > 0 && (size_t)w < sizeof dir_problem)
-    snprintf(dir_problem + w, sizeof dir_problem - (size_t)w,
-             "; set SLOTBUS_SOCKET_DIR to a directory of this user's (euid %u) with mode 0700, the same for every "
-             "process of the user",
-             (unsigned)geteuid());
-  return -PLAT_ESOCKDIR;
+  return r;
+}
+
+__attribute__((format(printf, 2, 3))) static int dir_refused_as(int advice, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int r = refused(advice, fmt, ap);
+  va_end(ap);
+  return r;
 }
 
 /* <home>/.slotbus, home the euid's in the password database (never $HOME: environments differ), into out; 0, or
@@ -174,28 +191,39 @@ static int fallback_make(char *out, const struct seen *seen, char *why, size_t w
   return -1;
 }
 
-/* $SLOTBUS_SOCKET_DIR as the socket directory (§13.2's 1), into out (SUN_MAX bytes) without its trailing slashes:
- * 0, or -PLAT_ESOCKDIR. Absolute, so every process finds the same one wherever it was started; and without them,
- * since lstat follows a link named with a trailing slash, and `dir//file` is a byte longer than `dir/file`. */
-static int env_dir(const char *env, char *out) {
-  const char *from = "from SLOTBUS_SOCKET_DIR";
+/* A directory named by an environment variable (SLOTBUS_SOCKET_DIR, SLOTBUS_DOOR_DIR; `advice` says which), into
+ * out (SUN_MAX bytes) without its trailing slashes: 0, or -PLAT_ESOCKDIR. Absolute, so every process finds the same
+ * one wherever it was started; and without them, since lstat follows a link named with a trailing slash, and
+ * `dir//file` is a byte longer than `dir/file`. */
+static int env_path(const char *env, int advice, char *out) {
+  const char *what = advice == ADVISE_DOOR_DIR ? "door" : "socket";
+  const char *var = advice == ADVISE_DOOR_DIR ? "SLOTBUS_DOOR_DIR" : "SLOTBUS_SOCKET_DIR";
   size_t len = strlen(env);
   while (len > 1 && env[len - 1] == '/') len--;
   if (env[0] != '/')
-    return dir_refused("the socket directory %s (%s) is a relative path; it must be absolute, since each process "
-                       "would look for it from its own working directory",
-                       env, from);
+    return dir_refused_as(advice,
+                          "the %s directory %s (from %s) is a relative path; it must be absolute, since each process "
+                          "would look for it from its own working directory",
+                          what, env, var);
   if (len > DIR_MAX)
-    return dir_refused("the socket directory %s (%s) is %zu bytes long, more than the %d that leave room for a "
-                       "socket's name",
-                       env, from, len, DIR_MAX);
+    return dir_refused_as(advice,
+                          "the %s directory %s (from %s) is %zu bytes long, more than the %d that leave room for a "
+                          "socket's name",
+                          what, env, var, len, DIR_MAX);
   snprintf(out, SUN_MAX, "%.*s", (int)len, env);
   const char *last = strrchr(out, '/') + 1;
   if (!strcmp(last, ".") || !strcmp(last, ".."))
-    return dir_refused("the socket directory %s (%s) ends in /%s, which lstat would resolve through a link; name "
-                       "the directory itself",
-                       env, from, last);
-  return dir_settle(out, from);
+    return dir_refused_as(advice,
+                          "the %s directory %s (from %s) ends in /%s, which lstat would resolve through a link; name "
+                          "the directory itself",
+                          what, env, var, last);
+  return 0;
+}
+
+/* $SLOTBUS_SOCKET_DIR as the socket directory (§13.2's 1), into out (SUN_MAX bytes): 0, or -PLAT_ESOCKDIR. */
+static int env_dir(const char *env, char *out) {
+  int r = env_path(env, ADVISE_SOCKET_DIR, out);
+  return r ? r : dir_settle(out, "from SLOTBUS_SOCKET_DIR");
 }
 
 /* The socket directory, found in §13.2's order, into out (SUN_MAX bytes): 0, or -PLAT_ESOCKDIR. */
@@ -327,18 +355,26 @@ static int door_take(const char *dir, void *out) {
   return 1;
 }
 
+/* $SLOTBUS_DOOR_DIR (§1.1's 1) into out (SUN_MAX bytes) as env_path takes it: 1; 0 when it is not set, or
+ * -PLAT_ESOCKDIR. */
+int doordir_env(char *out) {
+  const char *env = getenv("SLOTBUS_DOOR_DIR");
+  if (!env || !*env) return 0;
+  int r = env_path(env, ADVISE_DOOR_DIR, out);
+  return r ? r : 1;
+}
+
 /* This euid's door directory, found or made as §1.1 says, into out (SUN_MAX bytes): 0, or -PLAT_ESOCKDIR. */
 int doordir_own(char *out) {
   uid_t me = geteuid();
-  const char *env = getenv("SLOTBUS_DOOR_DIR");
-  if (env && *env) {
-    snprintf(out, SUN_MAX, "%s", env);
-    if (strlen(env) <= DIR_MAX && door_dir_make(env)) return 0;
-    snprintf(dir_problem, sizeof dir_problem,
-             "the door directory %s (from SLOTBUS_DOOR_DIR) is not a directory of this user's (euid %u) with mode "
-             "0711, nor could it be made one",
-             env, (unsigned)me);
-    return -PLAT_ESOCKDIR;
+  int set = doordir_env(out);
+  if (set < 0) return set;
+  if (set) {
+    if (door_dir_make(out)) return 0;
+    return dir_refused_as(ADVISE_DOOR_DIR,
+                          "the door directory %s (from SLOTBUS_DOOR_DIR) is not a directory of this user's with mode "
+                          "0711, nor could it be made one",
+                          out);
   }
   snprintf(out, SUN_MAX, "/tmp/slotbus-door-%u", (unsigned)me);
   if (door_dir_make(out) || doordir_each(me, door_take, out)) return 0;

@@ -196,6 +196,63 @@ describe.skipIf(skipReason !== null)("the door of a hub with allowUids (docs/PRO
     }
   }, 30_000)
 
+  // before: a relative one was made in each process's working directory (hub and worker never met), and a link
+  // named with a trailing slash was followed (lstat resolves "link/")
+  test("$SLOTBUS_DOOR_DIR relative, or a link named with a trailing slash, is a SocketDirError for the hub and the worker; a real one with trailing slashes is itself", async () => {
+    const name = busName("door-spelled")
+    const top = mkdtempSync("/tmp/slotbus-door-spelled-")
+    chmodSync(top, 0o755)
+    const real = join(top, "door")
+    mkdirSync(real, { mode: 0o711 })
+    chmodSync(real, 0o711)
+    symlinkSync(real, join(top, "link"))
+    const index = join(import.meta.dir, "../../../src/index.ts")
+    const script = `const { SlotBus } = await import(${JSON.stringify(index)})
+      let bus
+      try { bus = await SlotBus.listen(process.argv.at(-1), { allowUids: [${NOBODY}] }) }
+      catch (e) { console.log("error " + e.name + " " + e.message); process.exit(0) }
+      console.log("listening"); await bus.waitForWorkers(1); console.log("answer " + new TextDecoder().decode(await bus.call("dir")))
+      await bus.close(); console.log("closed")`
+    const hubWith = (door: string) =>
+      spawn([BUN, "-e", script, name], { cwd: top, env: { ...process.env, SLOTBUS_DOOR_DIR: door } })
+    const workerWith = (door: string) =>
+      spawn(asNobody([BUN, FIXTURE, name, "echo", "--hub-uid=0"]), {
+        cwd: top,
+        env: { ...nobodyEnv, SLOTBUS_DOOR_DIR: door },
+      })
+    const started: Child[] = []
+    try {
+      for (const [door, says] of [
+        ["door", "the door directory door (from SLOTBUS_DOOR_DIR) is a relative path; it must be absolute"],
+        [
+          `${join(top, "link")}/`,
+          `the door directory ${join(top, "link")} (from SLOTBUS_DOOR_DIR) is not a directory of this user's`,
+        ],
+      ] as const) {
+        const hub = hubWith(door)
+        started.push(hub)
+        const [line] = await hub.waitLine(/^(error|listening).*/)
+        expect(line).toStartWith(`error SocketDirError cannot listen as "${name}": ${says}`)
+        expect(line).toContain("set SLOTBUS_DOOR_DIR to the absolute path of a directory")
+      }
+      const lost = workerWith("door")
+      started.push(lost)
+      expect((await lost.waitLine(/^(ready|error) (\S+)/))[0]).toBe("error SocketDirError")
+      expect(readdirSync(real)).toEqual([])
+
+      const hub = hubWith(`${real}//`)
+      started.push(hub)
+      await hub.waitLine(/^listening$/)
+      expect(existsSync(`${real}/slotbus.${name}`)).toBe(true)
+      started.push(workerWith(`${real}/`))
+      expect((await hub.waitLine(/^answer .*/))[0]).toBe("answer rid")
+      await hub.waitLine(/^closed$/)
+    } finally {
+      for (const c of started) await c.kill()
+      rmSync(top, { recursive: true, force: true })
+    }
+  }, 30_000)
+
   test.each(Object.keys(squats))(
     "cannot be blocked or stood in for by another uid that squats its names first: %s",
     async (squat) => {
