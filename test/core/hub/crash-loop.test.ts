@@ -6,44 +6,17 @@
 // crash restart runs them: said, and held from requests while another worker serves (for a restart.minReadyMs past
 // 2^31 − 1 ms too). Under a Bun front and a Node 26 front, with workers of its runtime.
 import { afterAll, describe, expect, test } from "bun:test"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { busName, type Child, FIXTURES, stopAll, until } from "../../support/helpers.ts"
-import { buildForNode, findNode, nodeFlags } from "../../support/runtime/node.ts"
+import { writeFileSync } from "node:fs"
+import { type Child, stopAll, until } from "../../support/helpers.ts"
+import { ask, codePoolFront, removeCodePools } from "../../support/runtime/code-pool.ts"
 import { hostCli } from "../../support/status/host-files.ts"
-import { type PeerRuntime, peerChild, peerSkip, removeNodeBuilds } from "../../support/runtime/peers.ts"
+import { peerSkip, removeNodeBuilds } from "../../support/runtime/peers.ts"
 
-const node = findNode()
-let nodeWorker: ReturnType<typeof buildForNode> | undefined
-const dirs: string[] = []
 afterAll(async () => {
   await stopAll()
   removeNodeBuilds()
-  nodeWorker?.remove()
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  removeCodePools()
 })
-
-/** test/support/runtime/node-worker.ts under `runtime`, its code read from `codeFile` at each start. */
-function workerCommand(runtime: PeerRuntime, name: string): string[] {
-  if (runtime === "bun") return [process.execPath, join(FIXTURES, "runtime", "node-worker.ts"), name]
-  nodeWorker ??= buildForNode("node-worker.ts")
-  return [node!, ...nodeFlags(node!), nodeWorker.entry, name]
-}
-
-/** A front (test/support/runtime/pool-front.ts) under `runtime` with 2 workers of it, whose code is `code`. */
-async function front(runtime: PeerRuntime, code: string, restart: Record<string, number> = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "slotbus-crash-loop-"))
-  dirs.push(dir)
-  const file = join(dir, "code")
-  writeFileSync(file, code)
-  const name = busName("crashloop")
-  const pool = { env: { SLOTBUS_TEST_CODE_FILE: file }, restart }
-  const args = [name, "2", JSON.stringify(workerCommand(runtime, name)), JSON.stringify({ pool })]
-  const child = await peerChild(runtime, "runtime/pool-front.ts", args, { stdin: "pipe" })
-  const [, a, b] = await child.waitLine(/^listening (\d+),(\d+)$/, 60_000)
-  return { child, name, file, pids: [Number(a), Number(b)] }
-}
 
 /** The front's own lines on stderr (its workers' lines there are "[name#i pid N] …"). */
 const said = (f: Child, re: RegExp) =>
@@ -55,13 +28,6 @@ const said = (f: Child, re: RegExp) =>
 
 const crashes = (f: Child) => f.lines.filter((l) => /^exit \d \d+ \S+ \S+ crash$/.test(l)).length
 
-async function ask(f: Child, verb: string, re: RegExp): Promise<RegExpMatchArray> {
-  const before = f.lines.length
-  f.write(`${verb}\n`)
-  await until(() => f.lines.slice(before).some((l) => re.test(l)), `the front's answer to "${verb}"`, 30_000)
-  return re.exec(f.lines.slice(before).find((l) => re.test(l))!)!
-}
-
 const CRASH_LINE =
   /^slotbus: the worker pool of "[^"]+" \(.*\): instance (\d) \(pid (\d+)\) crashed: (exited with code [1-9]\d*|killed by SIG\w+) (\d+\.\d) s after its start; restarts in (\d+) ms; (\d+) crash(?:es)? within restart\.windowMs \(60000 ms\)(.*)$/
 
@@ -72,7 +38,10 @@ describe.each(["bun", "node"] as const)("a %s front", (runtime) => {
   test.skipIf(skip !== null)(
     "whose workers throw 500 ms after they joined logs each crash restart (5 a window), says crash loop once, slows the restarts and shows it",
     async () => {
-      const { child: f, name } = await front(runtime, "throw 500", { backoffInitialMs: 100, backoffMaxMs: 3_000 })
+      const { child: f, name } = await codePoolFront(runtime, 2, "throw 500", {
+        backoffInitialMs: 100,
+        backoffMaxMs: 3_000,
+      })
       try {
         await until(() => crashes(f) >= 8, "8 crashes", 120_000)
         const lines = said(f, CRASH_LINE)
@@ -109,7 +78,7 @@ describe.each(["bun", "node"] as const)("a %s front", (runtime) => {
   test.skipIf(skip !== null)(
     "reloaded to code that throws 1 s after start rejects it, and a later crash restart runs it said and held, until a rollback",
     async () => {
-      const { child: f, name, file, pids } = await front(runtime, "")
+      const { child: f, name, file, pids } = await codePoolFront(runtime, 2, "")
       try {
         for (const [i, pid] of pids.entries())
           await f.waitLine(new RegExp(`^\\[${name}#${i} pid ${pid}\\] ready `), 60_000)
@@ -157,7 +126,7 @@ describe.each(["bun", "node"] as const)("a %s front", (runtime) => {
   test.skipIf(skip !== null)(
     "with restart.minReadyMs past 2^31 − 1 ms, a crash restart after a rejected reload stays held while another serves",
     async () => {
-      const { child: f, name, file, pids } = await front(runtime, "", { minReadyMs: 2 ** 31 })
+      const { child: f, name, file, pids } = await codePoolFront(runtime, 2, "", { minReadyMs: 2 ** 31 })
       try {
         for (const [i, pid] of pids.entries())
           await f.waitLine(new RegExp(`^\\[${name}#${i} pid ${pid}\\] ready `), 60_000)

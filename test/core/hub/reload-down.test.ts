@@ -5,49 +5,16 @@
 // a rejected reload leaves no wait for its successor's join polling the bus. Under a Bun front and a Node 26 front,
 // with workers of its runtime, whose code is read from a file at each start (test/support/runtime/node-worker.ts).
 import { afterAll, describe, expect, test } from "bun:test"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { busName, type Child, FIXTURES, stopAll, until } from "../../support/helpers.ts"
-import { buildForNode, findNode, nodeFlags } from "../../support/runtime/node.ts"
-import { type PeerRuntime, peerChild, peerSkip, removeNodeBuilds } from "../../support/runtime/peers.ts"
+import { writeFileSync } from "node:fs"
+import { type Child, stopAll, until } from "../../support/helpers.ts"
+import { ask, codePoolFront, removeCodePools } from "../../support/runtime/code-pool.ts"
+import { peerSkip, removeNodeBuilds } from "../../support/runtime/peers.ts"
 
-const node = findNode()
-let nodeWorker: ReturnType<typeof buildForNode> | undefined
-const dirs: string[] = []
 afterAll(async () => {
   await stopAll()
   removeNodeBuilds()
-  nodeWorker?.remove()
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  removeCodePools()
 })
-
-function workerCommand(runtime: PeerRuntime, name: string): string[] {
-  if (runtime === "bun") return [process.execPath, join(FIXTURES, "runtime", "node-worker.ts"), name]
-  nodeWorker ??= buildForNode("node-worker.ts")
-  return [node!, ...nodeFlags(node!), nodeWorker.entry, name]
-}
-
-/** A front (test/support/runtime/pool-front.ts) under `runtime` with `n` workers of it, whose code is `code`. */
-async function front(runtime: PeerRuntime, n: number, code: string, restart: Record<string, number> = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "slotbus-reload-down-"))
-  dirs.push(dir)
-  const file = join(dir, "code")
-  writeFileSync(file, code)
-  const name = busName("reloaddown")
-  const pool = { env: { SLOTBUS_TEST_CODE_FILE: file }, restart }
-  const args = [name, String(n), JSON.stringify(workerCommand(runtime, name)), JSON.stringify({ pool })]
-  const child = await peerChild(runtime, "runtime/pool-front.ts", args, { stdin: "pipe" })
-  await child.waitLine(/^listening [\d,]+$/, 60_000)
-  return { child, file }
-}
-
-async function ask(f: Child, verb: string, re: RegExp): Promise<RegExpMatchArray> {
-  const before = f.lines.length
-  f.write(`${verb}\n`)
-  await until(() => f.lines.slice(before).some((l) => re.test(l)), `the front's answer to "${verb}"`, 60_000)
-  return re.exec(f.lines.slice(before).find((l) => re.test(l))!)!
-}
 
 const RELOADED = /^(reloaded [\d,]+|reload-failed .*)$/
 const poolState = async (f: Child) => (await ask(f, "pool", /^pool (\S+) (\d+) /)).slice(1, 3).join(" ")
@@ -59,7 +26,7 @@ describe.each(["bun", "node"] as const)("a %s front", (runtime) => {
   test.skipIf(skip !== null)(
     "reloaded to code that exits at its start rejects each reload and leaves no wait for a join behind",
     async () => {
-      const { child: f, file } = await front(runtime, 1, "")
+      const { child: f, file } = await codePoolFront(runtime, 1, "")
       try {
         expect((await ask(f, "reload", RELOADED))[1]).toMatch(/^reloaded \d+$/)
         writeFileSync(file, "exit")
@@ -83,7 +50,7 @@ describe.each(["bun", "node"] as const)("a %s front", (runtime) => {
   test.skipIf(skip !== null)(
     "whose pool gave up is started again by a reload once the fix is on disk; still broken, it stays failed",
     async () => {
-      const { child: f, file } = await front(runtime, 2, "exit", { backoffInitialMs: 10, backoffMaxMs: 300 })
+      const { child: f, file } = await codePoolFront(runtime, 2, "exit", { backoffInitialMs: 10, backoffMaxMs: 300 })
       try {
         await until(() => f.lines.some((l) => l.startsWith("exit 1 ")), "a crash", 60_000)
         for (let i = 0; i < 300 && (await poolState(f)) !== "failed 0"; i++) await Bun.sleep(100)
@@ -107,7 +74,7 @@ describe.each(["bun", "node"] as const)("a %s front", (runtime) => {
   test.skipIf(skip !== null)(
     "reloaded while its instance waits out a crash backoff checks the new code: still crashing, the reload rejects",
     async () => {
-      const { child: f, file } = await front(runtime, 1, "throw 300", { backoffInitialMs: 5_000 })
+      const { child: f, file } = await codePoolFront(runtime, 1, "throw 300", { backoffInitialMs: 5_000 })
       try {
         await until(() => f.lines.some((l) => /^exit 0 \d+ \S+ \S+ crash$/.test(l)), "a crash", 60_000)
         // down, its restart 5 s away: the reload starts the code on disk, which throws 300 ms after it joined
