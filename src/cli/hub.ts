@@ -10,8 +10,8 @@ const USAGE = `usage: slotbus hub [--port 3200] [--host 127.0.0.1] [--token-file
                    [--nats nats://host:4222 [--events-durable]]
 
 Runs the HTTP hub: workers join with hubWorker("http://<host>:<port>", name) and read the token from the token file.
---max-held-body-bytes bounds the request bodies the hub holds at once, read and not yet with a worker (each
-counted by its Content-Length before it is read): past it a request gets 503 with Retry-After, its body unread.
+--max-held-body-bytes bounds the bytes of request bodies the hub holds at once, read and not yet with a worker:
+past it bodies are read no further until some are let go (a body that waited --timeout-ms for room gets 503).
 --quiet leaves out the one-line log of worker registrations, evictions and restarts.
 --spawn keeps that many worker processes running (restarted with backoff when they die; they get
 SLOTBUS_HUB_URL and SLOTBUS_HUB_TOKEN_FILE in their environment); SIGHUP replaces them one at a time, each once

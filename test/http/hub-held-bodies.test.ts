@@ -1,8 +1,7 @@
 // The HTTP hub reads a request's body whole before it hands it to a worker, and held every body being read or
-// queued with no bound in all: 32 uploads of 12 MiB at once took a Bun hub's peak memory up by 589 MiB. maxHeldBodyBytes
-// (slotbus hub --max-held-body-bytes) bounds what the hub holds: a body whose Content-Length would take the bytes held past it
-// gets 503 at once, unread, and the bytes come back once a body is in a worker's slot (or given up). Under Bun and
-// Node (the hub runs on both).
+// queued with no bound in all: 32 uploads of 12 MiB at once took a Bun hub's peak memory up by 589 MiB.
+// maxHeldBodyBytes (slotbus hub --max-held-body-bytes) bounds the bytes that arrived: at it, bodies are read no
+// further until bodies are in a worker's slot (or given up). Under Bun and Node (the hub runs on both).
 import { afterAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { connect, type Socket } from "node:net"
@@ -77,33 +76,33 @@ function upload(port: number, body: Uint8Array, sent: number) {
 
 describe.each(["bun", "node"] as PeerRuntime[])("a hub under %s with maxHeldBodyBytes 64 MiB", (runtime) => {
   test.skipIf(peerSkip(runtime) !== null)(
-    "a body past it gets 503 at once, unread; those it holds are answered whole; its count comes back to 0",
+    "at the budget bodies are read no further until some are let go, then all are answered whole; a client that declares a body and sends nothing holds nothing",
     async () => {
       const h = await hubWithWorker(runtime)
-      const bodies = [0, 1, 2, 3, 4].map((seed) => pattern(UPLOAD, seed))
-      const held = bodies.map((b) => upload(h.port, b, MiB)) // 5 × 12 MiB declared: 60 MiB of 64 held
+      const idle = upload(h.port, pattern(UPLOAD, 7), 0) // before: 12 MiB of the budget held for 35 s
+      const bodies = [0, 1, 2, 3, 4, 5].map((seed) => pattern(UPLOAD, seed))
+      const partial = bodies.map((b) => upload(h.port, b, UPLOAD - MiB)) // 66 MiB sent of 72
       try {
-        await until(async () => (await h.health()).heldBodyBytes === 5 * UPLOAD, "five bodies held", 20_000)
-        // before: read too, for as long as its client took to send it
-        const over = upload(h.port, pattern(UPLOAD, 9), 0)
-        const refused = await over.answer
-        expect(refused).toStartWith("HTTP/1.1 503")
-        expect(refused.toLowerCase()).toContain("retry-after: 1")
-        expect(refused).toContain("maxHeldBodyBytes 67108864")
-        expect(refused).toContain("--max-held-body-bytes")
-        expect(held.some((u) => u.answered())).toBe(false)
-
-        for (const u of held) u.rest()
-        const answers = await Promise.all(held.map((u) => u.answer))
+        const held = async () => (await h.health()).heldBodyBytes
+        await until(async () => (await held()) >= BUDGET, "the budget is full", 20_000)
+        // before: refused at once with 503
+        const last = pattern(UPLOAD, 9)
+        const waiting = upload(h.port, last, UPLOAD)
+        await Bun.sleep(300)
+        expect(waiting.answered()).toBe(false)
+        expect(await held()).toBeLessThanOrEqual(BUDGET + 2 * MiB) // what arrived of the six, read up to the budget
+        for (const u of partial) u.rest()
+        const answers = await Promise.all([...partial, waiting].map((u) => u.answer))
         for (const [i, a] of answers.entries()) {
           expect(a).toStartWith("HTTP/1.1 200")
-          expect(a).toContain(`x-sha256: ${sha256(bodies[i]!)}`)
+          expect(a).toContain(`x-sha256: ${sha256(i < 6 ? bodies[i]! : last)}`)
         }
-        expect((await h.health()).heldBodyBytes).toBe(0)
+        expect(idle.answered()).toBe(false)
+        expect(await held()).toBe(0)
         const metrics = await (await fetch(`${h.url}/metrics`)).text()
         expect(metrics).toMatch(/^slotbus_hub_held_body_bytes 0$/m)
       } finally {
-        for (const u of held) u.destroy()
+        for (const u of [idle, ...partial]) u.destroy()
         await h.stop()
       }
     },
@@ -111,15 +110,14 @@ describe.each(["bun", "node"] as PeerRuntime[])("a hub under %s with maxHeldBody
   )
 
   test.skipIf(peerSkip(runtime) !== null)(
-    "clients that leave mid-body, or send less than they said, give their bytes back",
+    "clients that leave mid-body give their bytes back",
     async () => {
       const h = await hubWithWorker(runtime)
       try {
         const gone = [0, 1, 2].map((seed) => upload(h.port, pattern(UPLOAD, seed), MiB))
-        await until(async () => (await h.health()).heldBodyBytes === 3 * UPLOAD, "three bodies held", 20_000)
+        await until(async () => (await h.health()).heldBodyBytes === 3 * MiB, "what they sent is held", 20_000)
         for (const u of gone) u.destroy()
         await until(async () => (await h.health()).heldBodyBytes === 0, "their bytes given back", 20_000)
-        // the budget is whole again: five more fit
         const bodies = [5, 6, 7, 8, 9].map((seed) => pattern(UPLOAD, seed))
         const answers = await Promise.all(
           bodies.map((body) => fetch(`${h.url}/echo`, { method: "POST", body }).then((r) => r.headers.get("x-sha256"))),
@@ -133,7 +131,7 @@ describe.each(["bun", "node"] as PeerRuntime[])("a hub under %s with maxHeldBody
   )
 
   test.skipIf(peerSkip(runtime) !== null)(
-    "32 uploads of 12 MiB at once: some get 503, the rest are echoed whole, and the hub never holds more than the budget",
+    "32 uploads of 12 MiB at once are all echoed whole, and the hub holds about the budget at most",
     async () => {
       const h = await hubWithWorker(runtime)
       try {
@@ -154,20 +152,15 @@ describe.each(["bun", "node"] as PeerRuntime[])("a hub under %s with maxHeldBody
         )
         running = false
         await watch
-        const served = results.filter((r) => r.status === 200)
-        const refused = results.filter((r) => r.status === 503)
-        expect(served.length + refused.length).toBe(32)
-        expect(served.length).toBeGreaterThan(0)
-        for (const r of served) expect([r.sha, r.said]).toEqual([sha256(bodies[r.i % 4]!), sha256(bodies[r.i % 4]!)])
-        // before: all 384 MiB at once (a Bun hub's peak RSS +589 MiB); Bun.serve still buffers what clients send
-        // beyond it (the peak printed here), node:http holds it back
+        for (const r of results)
+          expect([r.status, r.sha, r.said]).toEqual([200, sha256(bodies[r.i % 4]!), sha256(bodies[r.i % 4]!)])
+        // before: all 384 MiB at once (a Bun hub's peak RSS +589 MiB). Over the budget by about one body, and each
+        // body's last read (a chunk); the peak RSS printed also counts the bodies in the worker bus's slots
         expect(most).toBeGreaterThan(0)
-        expect(most).toBeLessThanOrEqual(BUDGET)
+        expect(most).toBeLessThan(BUDGET + MAX_BODY + 32 * 256 * 1024)
         expect((await h.health()).heldBodyBytes).toBe(0)
         const grew = (peak() - before) / 1024
-        console.log(
-          `${runtime} hub: ${served.length} echoed, ${refused.length} refused; peak RSS +${grew.toFixed(0)} MiB`,
-        )
+        console.log(`${runtime} hub: most held ${(most / MiB).toFixed(1)} MiB; peak RSS +${grew.toFixed(0)} MiB`)
       } finally {
         await h.stop()
       }

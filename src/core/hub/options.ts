@@ -20,9 +20,10 @@ export interface ListenOptions {
   /** Largest request body; responses get at least as much. Default 64 MiB. */
   maxBodyBytes?: number
   /**
-   * Bytes of request bodies `bus.fetch` holds at once, read whole and waiting for a slot; a body that would take them
-   * past it is refused at once with BusFullError (503). At least maxBodyBytes; Infinity: no bound. Default 256 MiB,
-   * or 4 × maxBodyBytes if more.
+   * Bytes of request bodies `bus.fetch` holds at once, read (or being read) and waiting for a slot: while they are
+   * there, bodies are read no further (their clients are held back) until some are let go; one that waited its
+   * timeoutMs for room fails with BusFullError (503). At least maxBodyBytes; Infinity: no bound. Default 256 MiB, or
+   * 4 × maxBodyBytes if more.
    */
   maxHeldBodyBytes?: number
   /** Largest encoded method + path + headers. Default 16 KiB. */

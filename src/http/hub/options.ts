@@ -19,9 +19,10 @@ export interface HubOptions {
   /** Largest request body; larger ones get 413. Default 8 MiB. */
   maxRequestBodyBytes?: number
   /**
-   * Bytes of request bodies the hub holds at once, read and not yet in a worker's slot (a body's Content-Length is
-   * counted before it is read); a request whose body would pass it gets 503 with Retry-After, its body unread. At
-   * least maxRequestBodyBytes; Infinity: no bound. Default 256 MiB, or 4 × maxRequestBodyBytes if more.
+   * Bytes of request bodies the hub holds at once, read (or being read) and not yet in a worker's slot: while they
+   * are there, bodies are read no further (their clients are held back) until some are let go; one that waited
+   * timeoutMs for room gets 503 with Retry-After. At least maxRequestBodyBytes; Infinity: no bound. Default 256 MiB,
+   * or 4 × maxRequestBodyBytes if more.
    */
   maxHeldBodyBytes?: number
   /**

@@ -89,7 +89,8 @@ export class RequestProxy {
     if (req.body) {
       this.uploads++
       try {
-        const read = await bodyUpTo(req, this.bodies, 0, req.signal)
+        // no idle bound of its own (the connection's idle timeout is one); a wait for room, at most timeoutMs
+        const read = await bodyUpTo(req, this.bodies, 0, req.signal, this.opts.timeoutMs)
         body = read?.body
         held = read?.held ?? null
       } catch (e) {

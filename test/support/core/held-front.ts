@@ -2,9 +2,9 @@
 //   <bun|node> held-front.ts <bus-name> <maxBodyBytes> <maxHeldBodyBytes or - for the default>
 // Listens as bus <bus-name> (2 slots a worker) and serves every request on 127.0.0.1 through bus.fetch: Bun.serve
 // with `error: failureResponse` under Bun, node:http with nodeHandler under Node. Prints "ready <url>" once listening
-// (the test starts the worker). Reads its memory every 5 ms from then on; on stdin, "mem <tag>" prints
-// "mem <tag> <rss at ready> <peak rss> <peak arrayBuffers> <bus.stats().heldBodyBytes>" (bytes), "close" closes the
-// server and the bus and exits 0.
+// (the test starts the worker). Reads its memory and the bus's held bytes every 5 ms from then on; on stdin, "mem
+// <tag>" prints "mem <tag> <rss at ready> <peak rss> <peak arrayBuffers> <bus.stats().heldBodyBytes> <its peak>"
+// (bytes), "close" closes the server and the bus and exits 0.
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { createInterface } from "node:readline"
@@ -33,16 +33,18 @@ if (process.versions.bun) {
 const start = process.memoryUsage().rss
 let peakRss = start
 let peakBuffers = 0
+let peakHeld = 0
 const sampler = setInterval(() => {
   const m = process.memoryUsage()
   peakRss = Math.max(peakRss, m.rss)
   peakBuffers = Math.max(peakBuffers, m.arrayBuffers)
+  peakHeld = Math.max(peakHeld, bus.stats().heldBodyBytes)
 }, 5)
 console.log(`ready ${url}`)
 
 for await (const line of createInterface({ input: process.stdin })) {
   const mem = /^mem (\S+)$/.exec(line)
-  if (mem) console.log(`mem ${mem[1]} ${start} ${peakRss} ${peakBuffers} ${bus.stats().heldBodyBytes}`)
+  if (mem) console.log(`mem ${mem[1]} ${start} ${peakRss} ${peakBuffers} ${bus.stats().heldBodyBytes} ${peakHeld}`)
   else if (line === "close") break
 }
 clearInterval(sampler)
