@@ -47,7 +47,7 @@ import {
   type MetricLabels,
   type StatusSection,
 } from "../../kit/index.ts"
-import { listenDoor, listenFront, type FrontSeat, unlisten } from "../ops/fronts.ts"
+import { listenName, type FrontSeat } from "../ops/fronts.ts"
 import { openBus, openBuses } from "./open-buses.ts"
 import { FlightRecorder } from "../probe/recorder.ts"
 import { refuseMethod, sleep } from "../../runtime/index.ts"
@@ -126,18 +126,9 @@ export class SlotBus {
     const mine = openBus<SlotBus>(name, opts)
     if (mine) return mine
     await loadNative()
-    if (opts.shared !== undefined && typeof opts.shared !== "boolean")
-      throw new TypeError(`SlotBus.listen: shared must be a boolean, got ${typeof opts.shared}`)
-    const { fd, seat } = await listenFront(name, opts.shared === true)
-    let door = -1
-    const unbind = () => {
-      seat?.close()
-      for (const f of [fd, door]) if (f >= 0) unlisten(f)
-    }
+    const { fd, door, seat, unbind } = await listenName(name, opts)
     let bus: SlotBus
     try {
-      // workers of other uids cannot see this user's socket directory: they come through the door (§1.1)
-      if (Array.isArray(opts.allowUids) && opts.allowUids.length > 0) door = listenDoor(name, seat?.index ?? 0)
       bus = new SlotBus(FACTORY, name, fd, door, opts)
     } catch (e) {
       unbind()

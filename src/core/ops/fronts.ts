@@ -195,6 +195,41 @@ export function listenDoor(name: string, index: number): number {
   return fd
 }
 
+/** A hub's sockets under its name: its front (and seat, when shared) and, when it allows other uids, its door. */
+export interface NameSockets {
+  fd: number
+  door: number
+  seat: FrontSeat | null
+  /** Gives them all back (a bus that could not be made). */
+  unbind(): void
+}
+
+/**
+ * SlotBus.listen's sockets: listenFront (`shared` fronts or not), then listenDoor when it allows uids (workers of
+ * other uids cannot see this user's socket directory, §1.1).
+ */
+export async function listenName(name: string, opts: { shared?: unknown; allowUids?: unknown }): Promise<NameSockets> {
+  if (opts.shared !== undefined && typeof opts.shared !== "boolean")
+    throw new TypeError(`SlotBus.listen: shared must be a boolean, got ${typeof opts.shared}`)
+  const { fd, seat } = await listenFront(name, opts.shared === true)
+  const s: NameSockets = {
+    fd,
+    door: -1,
+    seat,
+    unbind: () => {
+      seat?.close()
+      for (const f of [s.fd, s.door]) if (f >= 0) unlisten(f)
+    },
+  }
+  try {
+    if (Array.isArray(opts.allowUids) && opts.allowUids.length > 0) s.door = listenDoor(name, seat?.index ?? 0)
+  } catch (e) {
+    s.unbind()
+    throw e
+  }
+  return s
+}
+
 /** A worker's connection to one front, as the family sees it (a SlotWorker: the one connect() made, or a sibling). */
 export interface FrontMember {
   /** The front it serves now, or -1 while it serves none. */

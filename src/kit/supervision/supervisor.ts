@@ -30,11 +30,11 @@ import {
 } from "./options.ts"
 import { CrashRestarts } from "./crash-restarts.ts"
 import type { RestartSettings } from "./restart-policy.ts"
-import { longTimeout, sleep, type LongTimer } from "../basics/timers.ts"
 import { describeProc, upFor, within } from "./process-wait.ts"
 import { checkNumber } from "../checks/value-check.ts"
 import { WorkerLogs } from "./worker-logs.ts"
 import { launch } from "./launch.ts"
+import { Endings } from "./endings.ts"
 
 export class Supervisor {
   readonly instances: SupervisedInstance[]
@@ -44,8 +44,8 @@ export class Supervisor {
   private readonly successors = new Map<Proc, (e: Error) => void>()
   /** What a crash leads to: restart after a delay, give up, stay down (crash-restarts.ts). */
   private readonly crashes: CrashRestarts
-  /** Processes asked to end, and why: their exit is not a crash. */
-  private readonly asked = new WeakMap<Proc, ExitCause>()
+  /** Processes asked to end, and why (their exit is not a crash), and how they end (endings.ts). */
+  private readonly endings: Endings
   /** Instances whose process is being replaced: a crash of the old one waits for its successor. */
   private readonly replacing = new Set<SupervisedInstance>()
   /** Replacements and resizes, one after another; how many are queued or running. */
@@ -67,6 +67,7 @@ export class Supervisor {
   ) {
     const o = supervisorSettings(options)
     this.opts = o
+    this.endings = new Endings(o)
     this.logs = new WorkerLogs(o.logs, o.command, o.stdout, o.stderr)
     this.instances = Array.from({ length: o.instances }, (_, index) => newInstance(index))
     const sup = this
@@ -146,7 +147,7 @@ export class Supervisor {
     try {
       for (const inst of this.instances) if (!inst.proc) this.spawn(inst)
     } catch (e) {
-      for (const inst of this.instances) if (inst.proc) this.end(inst.proc, "stop", "SIGKILL")
+      for (const inst of this.instances) if (inst.proc) this.endings.end(inst.proc, "stop", "SIGKILL")
       this._state = "stopped"
       const message = `cannot start the command ${this.opts.command.join(" ")}: ${(e as Error)?.message}`
       throw new SupervisorError(message, { cause: e })
@@ -156,7 +157,7 @@ export class Supervisor {
   /** Ends one instance's process with `signal`; asked for, so it is restarted at once and not counted as a crash. */
   kill(index: number, signal: NodeJS.Signals = "SIGKILL"): void {
     const proc = this.instances[index]?.proc
-    if (proc) this.end(proc, "kill", signal)
+    if (proc) this.endings.end(proc, "kill", signal)
   }
 
   /**
@@ -166,9 +167,9 @@ export class Supervisor {
    */
   evict(pid: number): boolean {
     const proc = this.instances.find((i) => i.pid === pid)?.proc
-    if (proc) void this.terminate(proc, "evict", this.opts.killGraceMs)
+    if (proc) void this.endings.terminate(proc, "evict", this.opts.killGraceMs)
     const successor = [...this.successors].find(([p]) => p.pid === pid)
-    if (successor) this.asked.set(successor[0], "evict")
+    if (successor) this.endings.asked.set(successor[0], "evict")
     successor?.[1](new Error("was evicted by its bus (its handlers hang) before it was adopted"))
     return proc !== undefined || successor !== undefined
   }
@@ -197,7 +198,7 @@ export class Supervisor {
         await Promise.all(
           todo.splice(0, surge).map(async (inst) => {
             const old = await this.replace(inst, "reload", readyMs, dwellMs)
-            if (old) await this.retireProc(old, "reload", this.opts.killGraceMs)
+            if (old) await this.endings.retire(old, "reload", this.opts.killGraceMs)
           }),
         )
       if (this._state === "failed") this.crashes.recover() // each instance started and stayed up: the failure is over
@@ -221,7 +222,7 @@ export class Supervisor {
     const change = async () => {
       if (this.replacing.has(inst) || !this.instances.includes(inst)) return
       const old = await this.replace(inst, "recycle", this.opts.readyTimeoutMs, 0)
-      if (old) void this.retireProc(old, "recycle", this.opts.killGraceMs)
+      if (old) void this.endings.retire(old, "recycle", this.opts.killGraceMs)
     }
     if (this.queued > 0) return this.queue(change)
     if (!this.up) return Promise.reject(SupervisorError.notRunning(this._state))
@@ -248,7 +249,7 @@ export class Supervisor {
           inst.state = "stopped"
           if (!inst.proc) return
           this.replacements.scale++
-          await this.retireProc(inst.proc, "scale", this.opts.killGraceMs)
+          await this.endings.retire(inst.proc, "scale", this.opts.killGraceMs)
         }),
       )
     })
@@ -265,7 +266,7 @@ export class Supervisor {
     // a reload's successor may hold requests (the one left serving once the others drain): drained too, then ended
     const successors = [...this.successors.keys()].map(async (proc) => {
       if (this.opts.retire && drainMs > 0) await within(this.opts.retire(proc.pid), drainMs)
-      this.end(proc, "stop", "SIGKILL")
+      this.endings.end(proc, "stop", "SIGKILL")
       await proc.exited
     })
     if (this.opts.drain && drainMs > 0) await within(this.opts.drain(), drainMs)
@@ -320,11 +321,11 @@ export class Supervisor {
         if (!this.up) throw new Error("stopped")
       } catch (e) {
         const stopping = !this.up // stop() came (its bus closed, say): it drains and ends the successor
-        if (!stopping) this.end(successor, "stop", "SIGKILL")
+        if (!stopping) this.endings.end(successor, "stop", "SIGKILL")
         if (stopping)
           throw ReplaceError.stopped(cause, inst.index, old.pid, successor.pid, this.hooks.stopping?.() ?? "")
         // The old process crashed meanwhile, its exit left to the successor: without one it is a crash like any other.
-        const crashed = inst.proc === null && !this.asked.has(old)
+        const crashed = inst.proc === null && !this.endings.asked.has(old)
         if (crashed) this.crashes.crashed(inst, old)
         const oldExit = crashed ? describeProc(old) : null
         // killed or evicted meanwhile, its place left to the successor: without one it starts afresh, at once
@@ -332,7 +333,7 @@ export class Supervisor {
         throw new ReplaceError(cause, inst.index, old.pid, successor.pid, (e as Error).message, oldExit)
       }
       if (inst.proc === old || inst.proc === null) this.adopt(inst, successor)
-      else void this.retireProc(successor, cause, this.opts.killGraceMs) // the instance runs another: none untracked
+      else void this.endings.retire(successor, cause, this.opts.killGraceMs) // the instance runs another: none untracked
       this.replacements[cause]++
       this.emit("replaced", inst, { cause, pid: old.pid, successor: successor.pid })
     } finally {
@@ -364,34 +365,14 @@ export class Supervisor {
     return null
   }
 
-  /** Retires a process asked to end: drained (retire, bounded by drainTimeoutMs), then SIGTERM, SIGKILL after `graceMs`. */
-  private async retireProc(proc: Proc, cause: ExitCause, graceMs: number): Promise<void> {
-    this.asked.set(proc, cause)
-    if (this.opts.retire) await within(this.opts.retire(proc.pid), this.opts.drainTimeoutMs)
-    await this.terminate(proc, cause, graceMs)
-  }
-
   private async terminateAll(graceMs: number): Promise<void> {
     await Promise.all(
       this.instances.map(async (inst) => {
         const proc = inst.proc
         inst.state = "stopped"
-        if (proc) await this.terminate(proc, "stop", graceMs)
+        if (proc) await this.endings.terminate(proc, "stop", graceMs)
       }),
     )
-  }
-
-  private async terminate(proc: Proc, cause: ExitCause, graceMs: number): Promise<void> {
-    this.end(proc, cause, "SIGTERM")
-    const exited = await Promise.race([proc.exited.then(() => true), sleep(graceMs).then(() => false)])
-    if (!exited) proc.kill("SIGKILL")
-    await proc.exited
-    if (this.opts.gone) await within(this.opts.gone(proc.pid, graceMs), graceMs)
-  }
-
-  private end(proc: Proc, cause: ExitCause, signal: NodeJS.Signals) {
-    if (!this.asked.has(proc)) this.asked.set(proc, cause)
-    proc.kill(signal)
   }
 
   /** A process of the command for `inst` (launch.ts), watched until it exits. */
@@ -424,7 +405,7 @@ export class Supervisor {
 
   private exited(inst: SupervisedInstance, proc: Proc): void {
     this.opts.reaper?.remove(proc.pid)
-    const cause = this.asked.get(proc) ?? (this._state === "stopping" ? "stop" : "crash")
+    const cause = this.endings.asked.get(proc) ?? (this._state === "stopping" ? "stop" : "crash")
     this.last = {
       pid: proc.pid,
       code: proc.exitCode,
