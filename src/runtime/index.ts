@@ -77,7 +77,6 @@ export const {
   sleep,
   sleepSync,
   crc32,
-  inspect,
   deepEquals,
   promiseState,
   promiseValue,

@@ -272,8 +272,6 @@ export interface Runtime {
   sleepSync(ms: number): void
   /** CRC-32 of the bytes (or a string's UTF-8). */
   crc32(data: Uint8Array | string): number
-  /** A value as a developer reads it in a log. */
-  inspect(value: unknown): string
   /** Deep equality; `strict` tells undefined properties and classes apart. */
   deepEquals(a: unknown, b: unknown, strict?: boolean): boolean
   /**

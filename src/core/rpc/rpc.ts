@@ -5,8 +5,7 @@
 import { PayloadTooLargeError, ProtocolError, RemoteError, UnknownMethodError } from "../../errors.ts"
 import { utf8 } from "../wire/codec.ts"
 import { RetiredRpc, RpcStatus, RpcVerb } from "../wire/rpc-status.ts"
-import { didYouMean, isThenable } from "../../kit/index.ts"
-import { inspect } from "../../runtime/index.ts"
+import { didYouMean, isThenable, preview } from "../../kit/index.ts"
 import { decodeCbor } from "./cbor-read.ts"
 import { encodeCbor } from "./cbor-write.ts"
 
@@ -353,11 +352,6 @@ const notAReply = (method: string, status: number, cause?: unknown) =>
     `the worker's answer to ${method}() (status ${status}) does not decode as an RPC reply: is it a slotbus RPC worker of this version?`,
     { cause },
   )
-
-function preview(v: unknown): string {
-  const s = typeof v === "string" ? JSON.stringify(v) : inspect(v).replace(/\s+/g, " ")
-  return s.length > 120 ? `${s.slice(0, 117)}...` : s
-}
 
 /**
  * A Proxy whose every string property is a function calling the worker's function of that name through

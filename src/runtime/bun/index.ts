@@ -22,7 +22,6 @@ const adapter = {
   /** Bun's throws on a negative delay and waits ~5 ms on NaN: both are 0 here, as Node's (runtime.ts). */
   sleepSync: (ms: number): void => Bun.sleepSync(ms > 0 ? ms : 0),
   crc32: Bun.hash.crc32,
-  inspect: (value: unknown): string => Bun.inspect(value),
   deepEquals: Bun.deepEquals,
   promiseState: Bun.peek.status as (p: unknown) => PromiseState,
   promiseValue: Bun.peek,

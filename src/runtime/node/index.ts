@@ -1,6 +1,6 @@
 // The runtime on Node ≥ 26.1 (node:ffi, issue 67): each operation of runtime.ts over Node's own modules. Pointers are
 // numbers, as on Bun (openLibrary: the per-request calls are bound to the library's twins of doubles).
-import { isDeepStrictEqual, inspect as nodeInspect } from "node:util"
+import { isDeepStrictEqual } from "node:util"
 // a namespace, not a named import: a Node too old for zlib.crc32 refuses a named one before anything here runs
 import * as zlib from "node:zlib"
 import { ffi } from "./ffi.ts"
@@ -110,7 +110,6 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4))
 /** Atomics.wait waits for good on NaN: a negative or NaN delay is 0, as Bun's (runtime.ts). */
 const sleepSync = (ms: number): void => void Atomics.wait(sleeper, 0, 0, ms > 0 ? ms : 0)
 const crc32 = (data: Uint8Array | string): number => zlib.crc32(data)
-const inspect = (value: unknown): string => nodeInspect(value)
 /** Strict: node's isDeepStrictEqual. Loose: the same on values with their undefined properties left out (as Bun's). */
 function deepEquals(a: unknown, b: unknown, strict = false): boolean {
   return strict ? isDeepStrictEqual(a, b) : isDeepStrictEqual(withoutUndefined(a), withoutUndefined(b))
@@ -181,7 +180,6 @@ const adapter = {
   sleep,
   sleepSync,
   crc32,
-  inspect,
   deepEquals,
   promiseState,
   promiseValue,

@@ -76,8 +76,6 @@ export const cases: Record<string, Case> = {
     rt.deepEquals({ a: undefined }, {}, true),
   ],
 
-  "inspect shows an object's keys": (rt) => rt.inspect({ a: 1 }),
-
   "the quirks are the adapter's data: its late write and the names of all": (rt) => ({
     lateWrite: rt.quirks.lateWrite,
     names: Object.keys(rt.quirks.all).sort(),
