@@ -583,6 +583,18 @@ describe("the layout of src/", () => {
       expect(readme).toContain(f.slice(4).split("/")[1]!)
   })
 
+  test("tests mirror the rooms below the features: each folder of src/core and src/kit has its test folder", () => {
+    const testFolders = (room: string) =>
+      readdirSync(join(import.meta.dir, room), { withFileTypes: true })
+        .filter((d) => d.isDirectory())
+        .map((d) => d.name)
+    for (const [room, folders] of [
+      ["core", CORE_FOLDERS],
+      ["kit", KIT_FOLDERS],
+    ] as const)
+      expect(Object.keys(folders).filter((f) => !testFolders(room).includes(f))).toEqual([])
+  })
+
   test("no class extends a class of slotbus's own but an error: own classes are held (composition)", () => {
     expect(ownInheritance(files)).toEqual([])
   })

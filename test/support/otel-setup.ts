@@ -1,4 +1,4 @@
-// The real OpenTelemetry SDK, registered globally for the tracing tests (test/core/observe/trace.test.ts): a tracer
+// The real OpenTelemetry SDK, registered globally for the tracing tests (test/core/probe/trace.test.ts): a tracer
 // provider with a span processor per exporter given, and the AsyncLocalStorage context manager (which works in Bun).
 import * as api from "@opentelemetry/api"
 import { context, trace } from "@opentelemetry/api"

@@ -1,5 +1,5 @@
 // kit/telemetry/trace-context.ts: the one W3C trace context parser (issue 56 items 11 and 18), case by case as the W3C
-// test suite (w3c/trace-context test/test.py) sends them. End to end: test/core/observe/trace-limits.test.ts (bus.fetch, the
+// test suite (w3c/trace-context test/test.py) sends them. End to end: test/core/probe/trace-limits.test.ts (bus.fetch, the
 // recorder), test/http/trace.test.ts (the HTTP hub), test/events/remote.test.ts (another host's event).
 import { describe, expect, test } from "bun:test"
 import {

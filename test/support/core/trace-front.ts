@@ -1,4 +1,4 @@
-// A front for the tracing tests (test/core/observe/trace-conventions.test.ts). Usage:
+// A front for the tracing tests (test/core/probe/trace-conventions.test.ts). Usage:
 //   bun trace-front.ts <bus> --otlp <url>
 // Registers the real OpenTelemetry SDK with the README's lines (a BatchSpanProcessor and the OTLP/HTTP exporter,
 // sending to <url>), listens on the bus and serves Bun.serve on a free port with no span written by hand: GET /rpc

@@ -1,4 +1,4 @@
-// A worker for the tracing tests (test/core/observe/trace.test.ts). Usage:
+// A worker for the tracing tests (test/core/probe/trace.test.ts). Usage:
 //   bun trace-worker.ts <bus> <topic> [--otel] [--otlp <url>] [--nats <url>]
 // With --otel it registers the real OpenTelemetry SDK and prints each finished span as `span <json>` (with --otlp,
 // sends them to that OTLP/HTTP endpoint instead); without, it
