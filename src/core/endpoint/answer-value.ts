@@ -39,9 +39,9 @@ export function wholeLengths(): WeakMap<Response, number> {
 }
 
 /**
- * What `p`'s caller gets from an answer whose body is `bytes[off, off + len)`, by the first of its wishes that holds:
- * an RPC call's decoded value (`read`), a borrowed body (`borrow`), a Web Response (bus.fetch), else the body (in the
- * caller's buffer with `into`) as a StreamedResponse (`stream`), the bytes themselves (bus.call) or a SlotResponse.
+ * What `p`'s caller gets from an answer whose body is `bytes[off, off + len)`, as its Want says: an RPC call's decoded
+ * value (`read`), a borrowed body (`borrow`), a Web Response (bus.fetch), else the body (in the caller's buffer with
+ * `into`) as a StreamedResponse (`stream`), the bytes themselves (bus.call) or a SlotResponse.
  * `from`: the slot the body lies in, whose bytes are copied or lent; null when they are the caller's own already.
  * Throws what webResponse throws (a status a Response refuses): the caller's request then fails with it.
  */
@@ -54,12 +54,13 @@ export function answerValue(
   len: number,
   from: AnswerSlot | null,
 ): unknown {
-  if (p.read !== null) return readAnswer(p.read, status, view(bytes, off, len))
-  if (p.borrow)
+  const want = p.want
+  if (want.as === "read") return readAnswer(want.read, status, view(bytes, off, len))
+  if (want.as === "borrow")
     return from === null
       ? new BorrowedResponse(status, head, view(bytes, off, len), null)
       : from.lend(p, status, head, bytes, off, len)
-  if (p.response) {
+  if (want.as === "response") {
     const r =
       from !== null && heldLate(len, from.sentTurnOf(p))
         ? webResponse(status, head, oneChunk(bytes.slice(off, off + len)))
@@ -68,12 +69,12 @@ export function answerValue(
     return r
   }
   const body =
-    p.into !== null
-      ? ownBytes(view(bytes, off, len), p.into)
+    want.into !== null
+      ? ownBytes(view(bytes, off, len), want.into)
       : from === null
         ? view(bytes, off, len)
         : bytes.slice(off, off + len)
-  if (p.stream) return new StreamedResponse(status, head, body)
+  if (want.as === "stream") return new StreamedResponse(status, head, body)
   // an answer from the books (streamed, remote) came turns after its request: NaN, late
   return p.kind === Kind.RAW ? body : new SlotResponse(status, head, body, from?.sentTurnOf(p))
 }
@@ -81,7 +82,12 @@ export function answerValue(
 /** Whether answerValue only reads `p`'s body during the call (read, a Web Response, into): a body lent for the call
  * then needs no copy first. */
 export function readsBodyOnce(p: Pending): boolean {
-  return p.read !== null || p.response || p.into !== null
+  const want = p.want
+  return (
+    want.as === "read" ||
+    want.as === "response" ||
+    ((want.as === "stream" || want.as === "whole") && want.into !== null)
+  )
 }
 
 function view(bytes: Uint8Array, off: number, len: number): Uint8Array {

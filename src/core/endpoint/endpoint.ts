@@ -45,15 +45,36 @@ export type Settle = { resolve: (v: never) => void; reject: (e: unknown) => void
 /** Where a whole answer's body is copied: a buffer, or what gives one for the body's length. */
 export type Into = Uint8Array | ((length: number) => Uint8Array)
 
+/**
+ * What a request's caller gets from its answer (answer-value.ts), decided once when the request is made: an RPC
+ * call's value read where the answer lies (`read`), the body lent in its slot (`borrow`), a Web Response that streams
+ * from the HEAD when the worker streams (`response`, bus.fetch), a StreamedResponse (`stream`), or the body whole, in
+ * its own bytes or `into` the caller's (`whole`: bus.call's bytes, bus.request's SlotResponse).
+ */
+export type Want =
+  | { readonly as: "read"; readonly read: ReadAnswer }
+  | { readonly as: "borrow" }
+  | { readonly as: "response" }
+  | { readonly as: "stream" | "whole"; readonly into: Into | null }
+
+/** Whether `p`'s caller takes the answer as it streams, from its HEAD (a StreamedResponse, bus.fetch's Response). */
+export function streamsFromHead(p: Pending): boolean {
+  return p.want.as === "stream" || p.want.as === "response"
+}
+
+/** Whether `p` is an RPC call's: its answer's status is read as RPC's (rpc-status.ts), not HTTP's. */
+export function isRpcCall(p: Pending): boolean {
+  return p.want.as === "read"
+}
+
 export interface Pending extends Settle {
   phase: RequestPhase
   kind: number
   strings: string[] | null
   body: Uint8Array
   bodyLength: number // as validated by request(): a body detached or shrunk since is refused, not sent short
-  borrow: boolean
-  /** The caller's buffer for the answer's body (`into`; nodeHandler's: one given for its length), or null: a copy of its own. */
-  into: Into | null
+  /** What the caller gets from the answer. */
+  want: Want
   timeoutMs: number
   deadline: number
   /** nanoseconds() when its clock started (startClock); 0 until then: a small call's starts once it is published. */
@@ -70,12 +91,6 @@ export interface Pending extends Settle {
   /** The worker it was sent to (on this host, `slot` is then its slot; on another). */
   endpoint: Endpoint | null
   slot: number
-  /** The caller asked for the body as a stream (`stream: true`, `bus.fetch`). */
-  stream: boolean
-  /** bus.fetch: an answer that came whole resolves as a Web Response made from the slot (response.ts's webResponse). */
-  response: boolean
-  /** An RPC call's: the answer is read where it lies (readAnswer), nothing lent or copied; else null. */
-  read: ReadAnswer | null
   /** A streaming caller that does not read for this long gives the request up (0: never). */
   streamIdleMs: number
   /** The worker answers as a stream (docs/PROTOCOL.md §9): its reader (stream-in.ts). */

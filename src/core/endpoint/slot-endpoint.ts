@@ -9,7 +9,7 @@ import type { Channel } from "../wire/channel.ts"
 import type { IdleStrategy } from "../wire/idle-strategy.ts"
 import { pumpTurns } from "../wire/loop-probe.ts"
 import { Pump, STARTUP_POLL_NS } from "../wire/pump.ts"
-import { letGo, nowMs, startClock, STATE_NAMES } from "./endpoint.ts"
+import { isRpcCall, letGo, nowMs, startClock, STATE_NAMES } from "./endpoint.ts"
 import type { Endpoint, EndpointHost, Pending, WorkerInfo } from "./endpoint.ts"
 import { answerHead, BorrowedResponse, forgotten, inTurnSaves, NO_HEAD, remoteError } from "./response.ts"
 import { answerValue, type AnswerSlot } from "./answer-value.ts"
@@ -346,7 +346,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
       return false
     }
     const status = m[Msg.status]!
-    const headers = p.kind === Kind.RAW || p.read !== null ? NO_HEAD : answerHead(arena, m[Msg.headLen]!, chan.peerPid)
+    const headers = p.kind === Kind.RAW || isRpcCall(p) ? NO_HEAD : answerHead(arena, m[Msg.headLen]!, chan.peerPid)
     let value: unknown
     try {
       value = answerValue(p, status, headers, arena, bodyOff, bodyLen, this)
@@ -355,7 +355,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
       return false
     }
     const lent = this.lent[slot] !== null // lend() lent it the slot, back at release (none is lent before its answer)
-    this.host.answered(p, value, now, p.read !== null ? status : undefined) // a decoded value has no status of its own
+    this.host.answered(p, value, now, isRpcCall(p) ? status : undefined) // a decoded value has no status of its own
     return lent
   }
 

@@ -5,7 +5,7 @@
 import { native, Frame, Msg, RespFlag, E_CORRUPT } from "../../native/ffi.ts"
 import { readHead } from "../wire/codec.ts"
 import { PayloadTooLargeError, ProtocolError } from "../../errors.ts"
-import { nowMs, type Pending, type StreamHost, type StreamReading } from "./endpoint.ts"
+import { nowMs, streamsFromHead, type Pending, type StreamHost, type StreamReading } from "./endpoint.ts"
 import type { Channel } from "../wire/channel.ts"
 import { answerHead, remoteError } from "./response.ts"
 import { frameCharge } from "../wire/remote.ts"
@@ -203,7 +203,7 @@ export class StreamIn implements StreamReading {
         this.status = src.status
         try {
           this.head = this.p.kind === 0 ? [] : answerHead(bytes, bytes.length, src.pid)
-          if (live && this.p.stream) this.start()
+          if (live && streamsFromHead(this.p)) this.start()
         } catch (e) {
           if (live) this.host.fail(this.p, e) // the rest of its frames are taken and dropped
         }
@@ -273,7 +273,7 @@ export class StreamIn implements StreamReading {
     }
     if (flags & RespFlag.CANCELLED)
       return this.host.fail(this.p, new ProtocolError("worker cancelled a stream the hub never cancelled"))
-    if (!this.started && this.p.stream) this.start() // a HEAD without demand: never, but keep the caller whole
+    if (!this.started && streamsFromHead(this.p)) this.start() // a HEAD without demand: never, but keep the caller whole
     if (this.controller) {
       this.controller.close()
       this.controller = null

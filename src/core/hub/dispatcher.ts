@@ -7,6 +7,7 @@ import { MAX_TIMER_MS } from "../../kit/index.ts"
 import { BusObserver } from "../observe/observe.ts"
 import type { BusCounters } from "../probe/counters.ts"
 import {
+  isRpcCall,
   letGo,
   nowMs,
   startClock,
@@ -302,7 +303,7 @@ export class Dispatcher implements EndpointHost {
     } catch (e) {
       return this.fail(p, e)
     }
-    this.answered(p, value, nanoseconds(), p.read !== null ? status : undefined)
+    this.answered(p, value, nanoseconds(), isRpcCall(p) ? status : undefined)
   }
 
   /** p fails with `signal`'s reason when it aborts (its listener goes when p settles). */

@@ -6,7 +6,7 @@ import { isRpcVerb } from "../wire/rpc-status.ts"
 import { checkOptions } from "../../kit/index.ts"
 import { HeadTooLargeError, PayloadTooLargeError } from "../../errors.ts"
 import { RAISE_MAX_BODY } from "./fetch-body.ts"
-import type { HeldBody, Into, Pending, ReadAnswer } from "../endpoint/endpoint.ts"
+import type { HeldBody, Into, Pending, ReadAnswer, Want } from "../endpoint/endpoint.ts"
 import {
   checkRequestOptions,
   positiveInt,
@@ -69,6 +69,21 @@ export function checkBodySize(body: Uint8Array, maxBodyBytes: number) {
 
 const unsettled = () => {}
 
+const BORROW: Want = { as: "borrow" }
+const RESPONSE: Want = { as: "response" }
+const STREAM: Want = { as: "stream", into: null }
+const WHOLE: Want = { as: "whole", into: null }
+
+/** What the caller gets from the answer, by the first of its wishes that holds (options.ts refuses the rest). */
+function wantOf(entry: Entry, opts: RequestOptions, read: ReadAnswer | null): Want {
+  if (read !== null) return { as: "read", read }
+  if (opts.borrow === true) return BORROW
+  if (entry.response) return RESPONSE
+  const into = opts.into ?? entry.into ?? null
+  if (opts.stream === true) return into === null ? STREAM : { as: "stream", into }
+  return into === null ? WHOLE : { as: "whole", into }
+}
+
 /**
  * The request as the Dispatcher keeps it, once its options pass their checks (the bus's limits are the defaults).
  * Its promise, clock and abort hookup come when it is queued (SlotBus's enqueue).
@@ -91,8 +106,7 @@ export function newPending(
     strings,
     body,
     bodyLength: body.length,
-    borrow: opts.borrow === true,
-    into: opts.into ?? entry.into ?? null,
+    want: wantOf(entry, opts, read),
     resolve: unsettled,
     reject: unsettled,
     signal: opts.signal,
@@ -104,9 +118,6 @@ export function newPending(
     stuckFrom: 0,
     endpoint: null,
     slot: -1,
-    stream: opts.stream === true,
-    response: entry.response,
-    read,
     streamIdleMs,
     in: null,
     idempotent: opts.idempotent === true,

@@ -7,7 +7,7 @@
 // histogram is also bus.stats()'s latency (stats.ts).
 import { BoundedLabels, Histogram, type HistogramSnapshot } from "../../kit/index.ts"
 import { TimeoutError } from "../../errors.ts"
-import type { Endpoint, Pending } from "../endpoint/endpoint.ts"
+import { isRpcCall, type Endpoint, type Pending } from "../endpoint/endpoint.ts"
 import { Kind } from "../../native/ffi.ts"
 import type { Channel } from "../wire/channel.ts"
 import { readVitals, type WorkerVitals } from "../wire/vitals-block.ts"
@@ -139,11 +139,11 @@ export class BusMetrics {
     if (w >= 0) this.perWorker[w]!.observeNs(ns)
     if (this.maxRoutes > 0) this.routeOf(p).observeNs(ns)
     if (this.tap) this.tap("duration", ns, w)
-    const rpcError = p.read === null ? null : rpcErrorOf(status)
+    const rpcError = isRpcCall(p) ? rpcErrorOf(status) : null
     if (rpcError !== null)
       this.count(rpcError, "an RPC method threw, was not found or met a plain handler: the caller got the error")
     else if (status >= 500 && status < 600) this.count("http5xx", `${whatOf(p)} answered ${status}`) // a handler failed, or said so
-    if (ns > this.slowFloor) this.noteSlow(p, ns, rpcError ?? (status === 0 || p.read !== null ? "ok" : String(status)))
+    if (ns > this.slowFloor) this.noteSlow(p, ns, rpcError ?? (status === 0 || isRpcCall(p) ? "ok" : String(status)))
   }
 
   /** A request went to a worker after waiting `ns` in the queue (0: a slot was free at once). */
