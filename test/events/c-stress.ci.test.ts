@@ -4,8 +4,9 @@ import { expect, test } from "bun:test"
 import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
 import { run } from "../support/helpers.ts"
+import { SANITIZER_TEST_MS } from "../support/tools.ts"
 
-const TIMEOUT_MS = 240_000 // a cold zig cache builds the ThreadSanitizer runtime first
+const TIMEOUT_MS = SANITIZER_TEST_MS
 
 async function runOk(cmd: string[], env: Record<string, string> = {}) {
   const { stdout, stderr, code } = await run(cmd, { env: { ...process.env, ...env } })

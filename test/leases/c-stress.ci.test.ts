@@ -4,8 +4,9 @@ import { expect, test } from "bun:test"
 import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
 import { run } from "../support/helpers.ts"
+import { SANITIZER_TEST_MS } from "../support/tools.ts"
 
-const TIMEOUT_MS = 180_000 // a cold zig cache builds the TSan runtime first
+const TIMEOUT_MS = SANITIZER_TEST_MS
 
 async function buildAndRun(step: string, iterations: number, tsan: 0 | 1) {
   const out = join(await zigBuild(step), step)

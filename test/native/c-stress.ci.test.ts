@@ -4,14 +4,13 @@ import { expect, test } from "bun:test"
 import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
 import { run } from "../support/helpers.ts"
-import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
+import { SANITIZER_TEST_MS, sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
 // AddressSanitizer and UBSan come with the system gcc (zig's clang has no ASan runtime).
 const gccSkip = toolSkipReason("gcc")
 sayWhySkipped("the AddressSanitizer and UBSan stress runs", gccSkip)
 
-// A cold zig cache builds the ThreadSanitizer runtime first, which takes a while on a small machine.
-const TIMEOUT_MS = 180_000
+const TIMEOUT_MS = SANITIZER_TEST_MS
 // Any report ends the run at once with a non-zero exit, whichever sanitizer makes it.
 const SANITIZER_ENV = {
   TSAN_OPTIONS: "halt_on_error=1 exitcode=66",

@@ -9,6 +9,7 @@ import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
 import { bunChild, busName, FIXTURES, findTool, run, spawn, stopAll, type Child } from "../support/helpers.ts"
 import { straceSkip, tracees } from "../support/strace.ts"
+import { SANITIZER_TEST_MS } from "../support/tools.ts"
 
 let dir = ""
 beforeAll(() => {
@@ -196,6 +197,6 @@ describe("the slot state machine's C stress test (csrc/test/stress.c)", () => {
         throw new Error(`${binary} exited with ${r.code}:\n${r.stdout.slice(-2000)}${r.stderr.slice(-4000)}`)
       expect(r.stdout).toMatch(new RegExp(`^stress ok: requests=${n} .* trims=0 .* tsan=${tsan}$`, "m"))
     },
-    180_000,
+    SANITIZER_TEST_MS,
   )
 })

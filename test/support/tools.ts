@@ -26,3 +26,11 @@ export const pathWithoutSbin = (process.env.PATH ?? "")
 export function sayWhySkipped(what: string, reason: string | null): void {
   if (reason) console.warn(`skipped: ${what} (${reason})`)
 }
+
+/**
+ * How long a test that builds a C step under a sanitizer and runs it may take. A cold zig cache (a new machine, a new
+ * user's first `npm test`) builds the ThreadSanitizer runtime first: 4 min on a 2-vCPU VM under the suite's load
+ * (measured 2026-12-01: stress-tsan failed a 180 s allowance there). A hang in the run itself is the C test's own
+ * watchdog's to report, well within this.
+ */
+export const SANITIZER_TEST_MS = 600_000
