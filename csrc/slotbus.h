@@ -14,7 +14,7 @@ extern "C" {
 #define SB_VERSION 4u /* 4: doorbells are stream socketpairs (§1.2); 3: names in the socket directory on Linux too (§1.1); 2: abstract names */
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 24u /* 24: sb_peer_gone; 23: sb_host_holder's pid; 22: sb_host_stand; 21: sb_keep_off_cpu; 20: sb_cpu (the CPU words, docs/PROTOCOL.md §5.1); 19: the sbd_ twins of the per-request calls (doubles); 18: protocol version 4 (socketpair doorbells), sb_fd_dup; 17: protocol version 3 (names in the socket directory), sb_listen_door, sb_host_free; 16: sb_any_readable; 15: sb_notify; 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
+#define SB_ABI_VERSION 24u /* what each version added: CHANGELOG.md, "libslotbus ABI versions" */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
