@@ -150,15 +150,19 @@ static void set_outcome(sb_rec *r, sbr_record *x, uint32_t outcome) {
   bump64(h64(r, counter[outcome]));
 }
 
-/* Phase 3: the record may be reused from now on. Called inside an open record. */
-static void finish(sb_chan *ch, uint32_t slot, sbr_record *x, uint64_t now) {
-  sb_rec *r = ch->rec;
+/* Phase 3: record i may be reused from now on. Called inside an open record. */
+static void finish_record(sb_rec *r, uint32_t i, sbr_record *x, uint64_t now) {
   SHM_WRITE(x->phase, SBR_DONE);
   SHM_WRITE(x->done_ns, now);
   if (!SHM_READ(x->first_byte_ns) && SHM_READ(x->outcome) <= SBR_ERROR) SHM_WRITE(x->first_byte_ns, now);
-  r->busy[ch->rec_at[slot] - 1] = 0;
-  ch->rec_at[slot] = 0;
+  r->busy[i] = 0;
   add32(h32(r, SBR_H_IN_FLIGHT), -1);
+}
+
+/* finish_record for the request in `slot` of ch, and its worker's count. */
+static void finish(sb_chan *ch, uint32_t slot, sbr_record *x, uint64_t now) {
+  finish_record(ch->rec, ch->rec_at[slot] - 1, x, now);
+  ch->rec_at[slot] = 0;
   if (ch->rec_worker) SHM_WRITE(wk(ch)->in_flight, SHM_READ(wk(ch)->in_flight) - 1);
 }
 
@@ -199,21 +203,22 @@ static void describe(const uint8_t *head, uint32_t head_len, uint8_t what[SBR_WH
   }
 }
 
-void rec_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint32_t head_len, uint32_t body_len) {
-  sb_rec *r = ch->rec;
+/* Begins the next record not in flight for a request to worker_pid (its `head` for what and trace id, NULL for raw):
+ * its number + 1, or 0 when every record is in flight and this request goes unrecorded. Reads stage [0] and [1]. */
+static uint32_t begin(sb_rec *r, uint32_t kind, uint32_t id, uint32_t worker_pid, uint32_t slot, const uint8_t *head,
+                      uint32_t head_len, uint32_t body_len) {
   double enq = r->stage[0], disp = r->stage[1];
   uint64_t now = disp > 0 ? (uint64_t)disp : clock_ns(CLOCK_MONOTONIC);
   r->stage[0] = 0;
   r->stage[1] = (double)now; /* its dispatch time, for a caller that read no clock for it */
   uint32_t i = r->next, tries = 0;
   while (r->busy[i] && ++tries < r->count) i = i + 1 == r->count ? 0 : i + 1;
-  if (r->busy[i]) return; /* every record is in flight: this one goes unrecorded */
+  if (r->busy[i]) return 0; /* every record is in flight: this one goes unrecorded */
   r->next = i + 1 == r->count ? 0 : i + 1;
   r->busy[i] = 1;
-  ch->rec_at[slot] = i + 1;
   uint64_t enqueued = enq > 0 && enq <= (double)now ? (uint64_t)enq : now;
   uint8_t text[SBR_WHAT_BYTES + 16] = {0}; /* what, then the trace id */
-  if (kind == SB_KIND_HTTP) describe(arena(ch, slot, 0), head_len, text, text + SBR_WHAT_BYTES);
+  if (kind == SB_KIND_HTTP && head) describe(head, head_len, text, text + SBR_WHAT_BYTES);
   sbr_record *x = record(r, i);
   uint32_t s = open_record(x);
   SHM_WRITE(x->phase, SBR_IN_FLIGHT);
@@ -221,7 +226,7 @@ void rec_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint32_
   SHM_WRITE(x->kind, kind);
   SHM_WRITE(x->serial, ++r->written);
   SHM_WRITE(x->id, id);
-  SHM_WRITE(x->worker_pid, (uint32_t)ch->peer_pid);
+  SHM_WRITE(x->worker_pid, worker_pid);
   SHM_WRITE(x->slot, slot);
   SHM_WRITE(x->status, 0);
   SHM_WRITE(x->enqueued_ns, enqueued);
@@ -236,6 +241,13 @@ void rec_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint32_
   shm_store_relaxed(h64(r, SBR_H_WRITTEN), r->written);
   bump64(h64(r, SBR_H_REQUESTS));
   add32(h32(r, SBR_H_IN_FLIGHT), 1);
+  return i + 1;
+}
+
+void rec_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint32_t head_len, uint32_t body_len) {
+  uint32_t at = begin(ch->rec, kind, id, (uint32_t)ch->peer_pid, slot, arena(ch, slot, 0), head_len, body_len);
+  if (!at) return;
+  ch->rec_at[slot] = at;
   if (wk(ch)) {
     SHM_WRITE(wk(ch)->in_flight, SHM_READ(wk(ch)->in_flight) + 1);
     SHM_WRITE(wk(ch)->requests, SHM_READ(wk(ch)->requests) + 1);
@@ -287,6 +299,44 @@ void rec_stream_end(sb_chan *ch, uint32_t slot, uint32_t flags) {
   uint32_t s = open_record(x);
   set_outcome(ch->rec, x, flags & SB_RESP_ERROR ? SBR_ERROR : flags & SB_RESP_CANCELLED ? SBR_CANCELLED : SBR_ANSWERED);
   finish(ch, slot, x, clock_ns(CLOCK_MONOTONIC));
+  close_record(x, s);
+}
+
+/* ---- requests to workers on other hosts (§16.3): numbered by the caller's books, no slot, no channel ---- */
+
+uint32_t sb_rec_far_begin(sb_rec *r, uint32_t kind, uint32_t worker_pid, const uint8_t *head, uint32_t head_len,
+                          uint32_t body_len) {
+  if (!r || kind > SB_KIND_HTTP) return 0;
+  return begin(r, kind, 0, worker_pid, SBR_NO_SLOT, head_len ? head : NULL, head_len, body_len);
+}
+
+/* Record `at` (sb_rec_far_begin's) while it is in flight, or NULL. */
+static sbr_record *far_record(sb_rec *r, uint32_t at) {
+  if (!r || at == 0 || at > r->count || !r->busy[at - 1]) return NULL;
+  sbr_record *x = record(r, at - 1);
+  return SHM_READ(x->slot) == SBR_NO_SLOT ? x : NULL;
+}
+
+void sb_rec_far_head(sb_rec *r, uint32_t at, uint32_t status) {
+  sbr_record *x = far_record(r, at);
+  if (!x || SHM_READ(x->phase) != SBR_IN_FLIGHT) return;
+  uint32_t s = open_record(x);
+  SHM_WRITE(x->phase, SBR_STREAMING);
+  SHM_WRITE(x->status, status);
+  SHM_WRITE(x->first_byte_ns, clock_ns(CLOCK_MONOTONIC));
+  close_record(x, s);
+}
+
+void sb_rec_far_end(sb_rec *r, uint32_t at, uint32_t outcome, uint32_t status, uint32_t answer_bytes) {
+  sbr_record *x = far_record(r, at);
+  if (!x || outcome < SBR_ANSWERED || outcome > SBR_WORKER_GONE) return;
+  uint32_t s = open_record(x);
+  if (SHM_READ(x->outcome) == SBR_NONE && outcome <= SBR_ERROR) {
+    if (status) SHM_WRITE(x->status, status);
+    SHM_WRITE(x->answer_bytes, answer_bytes);
+  }
+  set_outcome(r, x, outcome);
+  finish_record(r, at - 1, x, clock_ns(CLOCK_MONOTONIC));
   close_record(x, s);
 }
 

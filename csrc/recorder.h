@@ -13,6 +13,7 @@
 #define SBR_WORKER_ENTRIES 120u
 #define SBR_MAX_RECORDS 65536u
 #define SBR_WHAT_BYTES 96u
+#define SBR_NO_SLOT 0xFFFFFFFFu /* a record's slot for a request to a worker on another host */
 
 enum sbr_phase { SBR_IN_FLIGHT = 1, SBR_STREAMING = 2, SBR_DONE = 3 };
 enum sbr_outcome { SBR_NONE = 0, SBR_ANSWERED = 1, SBR_ERROR = 2, SBR_CANCELLED = 3, SBR_TIMEOUT = 4, SBR_WORKER_GONE = 5 };

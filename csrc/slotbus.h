@@ -14,7 +14,7 @@ extern "C" {
 #define SB_VERSION 4u /* 4: doorbells are stream socketpairs (§1.2); 3: names in the socket directory on Linux too (§1.1); 2: abstract names */
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 24u /* what each version added: CHANGELOG.md, "libslotbus ABI versions" */
+#define SB_ABI_VERSION 25u /* what each version added: CHANGELOG.md, "libslotbus ABI versions" */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
@@ -328,6 +328,15 @@ void sb_rec_pools(sb_rec *r, double crash_restarts, uint32_t crash_loop);
 int sb_rec_note(sb_chan *ch, uint32_t slot, uint32_t outcome);
 /* CLOCK_MONOTONIC in ns (the records' clock). */
 double sb_rec_now(void);
+/* A request sent to a worker on another host (docs/PROTOCOL.md §16.3), its enqueue and dispatch times staged as for
+ * sb_hub_publish: its record begun, slot 0xFFFFFFFF, what and trace id from `head` (head_len bytes of §6's head;
+ * 0 for raw). Its number for the two calls below, or 0 when it goes unrecorded (r NULL, every record in flight). */
+uint32_t sb_rec_far_begin(sb_rec *r, uint32_t kind, uint32_t worker_pid, const uint8_t *head, uint32_t head_len,
+                          uint32_t body_len);
+/* Its stream's first frame came, at `status`: phase 2. A number not in flight is ignored, as by the next call. */
+void sb_rec_far_head(sb_rec *r, uint32_t at, uint32_t status);
+/* It ended with `outcome` (1 … 5, §16.2); an answer's status (0: keep the HEAD's) and bytes: phase 3. */
+void sb_rec_far_end(sb_rec *r, uint32_t at, uint32_t outcome, uint32_t status, uint32_t answer_bytes);
 
 #ifdef __cplusplus
 }

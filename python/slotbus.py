@@ -45,7 +45,7 @@ __all__ = [
     "library_path",
 ]
 
-ABI_VERSION = 24  # SB_ABI_VERSION in csrc/slotbus.h; the library must match (test/native/python-worker.test.ts checks)
+ABI_VERSION = 25  # SB_ABI_VERSION in csrc/slotbus.h; the library must match (test/native/python-worker.test.ts checks)
 SB_ECORRUPT = 1000
 SB_ESOCKDIR = 1002  # the portable backend's socket directory cannot be used (PROTOCOL.md §13.2)
 KIND_RAW, KIND_HTTP = 0, 1

@@ -5,6 +5,7 @@
 import type { parseArgs } from "node:util"
 import { printable } from "../kit/index.ts"
 import { loadNative, native } from "../native/ffi.ts"
+import { RecConst } from "../native/recorder-layout.ts"
 import {
   type BusView,
   type HostView,
@@ -117,7 +118,7 @@ export function requestsText(
       wall(r, q.enqueuedNs).toISOString().slice(11, 23),
       stateOf(q) + (gone && q.phase !== "done" ? ", front gone" : ""),
       q.what || `(raw, ${q.requestBytes} B)`,
-      String(q.workerPid),
+      q.slot === RecConst.NO_SLOT ? `${q.workerPid} (far)` : String(q.workerPid),
       dur(ms(q.dispatchedNs - q.enqueuedNs)),
       dur(ranMs(q, now)) + (q.phase === "done" ? "" : gone ? "+" : "…"),
       q.status ? String(q.status) : "",

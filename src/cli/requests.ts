@@ -2,6 +2,7 @@
 // its recent ones, from its flight recorder files: every live front's of a name shared fronts listen under
 // (docs/PROTOCOL.md §15), each request with the front that holds it.
 import { printable, printableJson } from "../kit/index.ts"
+import { RecConst } from "../native/recorder-layout.ts"
 import {
   type BusView,
   discover,
@@ -45,6 +46,8 @@ export function requests({ values, positionals, mono, print }: HostArgs): number
 function requestJson(r: RecorderFile, q: RequestRecord, now: number) {
   return {
     ...q,
+    // a worker on another host holds no slot here (docs/PROTOCOL.md §16.3)
+    ...(q.slot === RecConst.NO_SLOT && { slot: null, far: true }),
     frontPid: r.pid,
     startedAt: wall(r, q.enqueuedNs).toISOString(),
     queuedMs: ms(q.dispatchedNs - q.enqueuedNs),

@@ -87,13 +87,16 @@ const symbols = {
   sb_rec_pools: { args: [ptr, f64, u32], returns: none },
   sb_rec_note: { args: [ptr, u32, u32], returns: i32 },
   sb_rec_now: { args: [], returns: f64 },
+  sb_rec_far_begin: { args: [ptr, u32, u32, ptr, u32, u32], returns: u32 },
+  sb_rec_far_head: { args: [ptr, u32, u32], returns: none },
+  sb_rec_far_end: { args: [ptr, u32, u32, u32, u32], returns: none },
 } as const
 
 export type Native = NativeSymbols<typeof symbols>
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 24
+export const ABI_VERSION = 25
 export const LAYOUT_HASH = 0x178a975a
 /** csrc/slotbus.h's SB_VERSION: the wire protocol's version, in the hello (docs/PROTOCOL.md §1). */
 export const WIRE_VERSION = 4

@@ -13,6 +13,8 @@ export const RecConst = {
   WORKER_ENTRIES: 120,
   MAX_RECORDS: 65536,
   WHAT_BYTES: 96,
+  /** A record's slot for a request to a worker on another host, which holds none here (§16.2). */
+  NO_SLOT: 0xffffffff,
 } as const
 
 /** Byte offsets of the header (enum sbr_header_off). */

@@ -100,6 +100,8 @@ const checks: Record<string, (s: Sources, ts: Ts) => string[]> = {
       ...eq("MAX_RECORDS", ts.RecConst.MAX_RECORDS, cDefine(s.header, "SBR_MAX_RECORDS")),
       ...eq("MAX_RECORDS vs §16.2", ts.RecConst.MAX_RECORDS, docNum(/\| record_count \(1 … (\d+)\)/)),
       ...eq("WHAT_BYTES", ts.RecConst.WHAT_BYTES, cDefine(s.header, "SBR_WHAT_BYTES")),
+      ...eq("NO_SLOT", ts.RecConst.NO_SLOT, cDefine(s.header, "SBR_NO_SLOT")),
+      ...eq("NO_SLOT vs §16.2", ts.RecConst.NO_SLOT, docNum(/\| slot; `(0x[0-9A-Fa-f]+)` for a request/)),
       ...eq(
         "WHAT_BYTES vs the record's last field",
         ts.RecConst.WHAT_BYTES,

@@ -4,6 +4,7 @@
 import { Kind, State } from "../../native/ffi.ts"
 import type { BusCounters } from "../probe/counters.ts"
 import type { ClientTrace } from "../probe/trace.ts"
+import type { FlightRecorder } from "../probe/recorder.ts"
 import { EMPTY } from "../wire/codec.ts"
 import { nanoseconds } from "../../runtime/index.ts"
 
@@ -229,6 +230,8 @@ export interface EndpointHost {
   requeue(p: Pending): void
   /** What a streamed answer's reader may do to the books (stream-in.ts). */
   readonly streams: StreamHost
+  /** The bus's flight recorder (docs/PROTOCOL.md §16), or null: what a worker on another host holds goes in it too. */
+  readonly recorder: FlightRecorder | null
 }
 
 /** What a streamed answer's reader (stream-in.ts) may do to the books. */

@@ -9,12 +9,14 @@ import { answerHead, remoteError } from "./response.ts"
 import { readsBodyOnce } from "./answer-value.ts"
 import { RemoteFrames, StreamIn } from "./stream-in.ts"
 import type { RemoteCall, RemoteHubHost, RemotePeer } from "../wire/remote.ts"
+import { givenUpAs } from "../probe/recorder.ts"
+import { RecOutcome } from "../../native/recorder-layout.ts"
 
 export class RemoteEndpoint implements Endpoint {
   workerIndex = -1
   readonly distance = 1
-  /** The calls it holds whose callers wait. */
-  private readonly calls = new Set<Pending>()
+  /** The calls it holds whose callers wait, each with its flight recorder record's number (0: none, §16.3). */
+  private readonly calls = new Map<Pending, number>()
   /** Requests it holds now: its books, not the transport's. */
   inFlight = 0
   readonly packCap = 1 // far ones are picked by load (remotePolicy)
@@ -67,34 +69,37 @@ export class RemoteEndpoint implements Endpoint {
       if (p.strings) writeHead(payload.subarray(peer.prefix), p.strings)
       payload.set(p.body, peer.prefix + align8(headLen))
       peer.send(p, payload, headLen)
+      const rec = this.host.recorder
+      const head = payload.subarray(peer.prefix, peer.prefix + headLen)
+      this.calls.set(p, rec === null ? 0 : rec.farSent(p.started, p.waited, p.kind, peer.pid, head, p.body.length))
     } catch (err) {
       this.host.fail(p, err)
       return true
     }
     this.inFlight++
     this.requests++
-    this.calls.add(p)
     p.phase = "in-slot"
     p.endpoint = this
     return true // its body is kept until it is answered: a worker may refuse it unrun, and it goes again (unrun())
   }
 
-  cancel(p: Pending) {
+  cancel(p: Pending, why?: unknown) {
     if (!this.calls.has(p)) return
     this.peer.cancel(p) // its answer, if one comes, finds nobody
-    this.release(p)
+    this.release(p, givenUpAs(why))
   }
 
   settled(p: Pending) {
     p.phase = "slot-returned" // no slot here: its place was freed when the call ended
   }
 
+  /** p goes back to the queue, unrun or for a retry: it left this worker without an answer (§16.3). */
   forget(p: Pending) {
-    if (this.calls.delete(p)) this.inFlight--
+    this.drop(p, RecOutcome.WORKER_GONE)
   }
 
   held(): Iterable<Pending> {
-    return [...this.calls]
+    return [...this.calls.keys()]
   }
 
   tick() {}
@@ -103,21 +108,29 @@ export class RemoteEndpoint implements Endpoint {
   undelivered: Pending | null = null
 
   left(err: Error) {
-    for (const p of [...this.calls]) this.host.retryOrFail(p, err, p === this.undelivered)
+    for (const p of [...this.calls.keys()]) this.host.retryOrFail(p, err, p === this.undelivered)
   }
 
   /** p no longer holds a place on the worker (answered, failed, cancelled, ended): the place goes to the queue. */
-  private release(p: Pending) {
-    if (!this.calls.delete(p)) return
+  private release(p: Pending, outcome: number, status = 0, bytes = 0) {
+    if (this.drop(p, outcome, status, bytes)) this.host.freed()
+  }
+
+  /** p leaves the calls it holds, and its record ends (`outcome`, an answer's status and bytes); false if not held. */
+  private drop(p: Pending, outcome: number, status = 0, bytes = 0): boolean {
+    const at = this.calls.get(p)
+    if (at === undefined) return false
+    this.calls.delete(p)
     this.inFlight--
-    this.host.freed()
+    if (at !== 0) this.host.recorder?.farEnded(at, outcome, status, bytes)
+    return true
   }
 
   answered(p: Pending, status: number, flags: number, headLen: number, bytes: Uint8Array) {
     if (!this.calls.has(p) || p.phase !== "in-slot") return
-    this.release(p)
-    if (!p.idempotent) letGo(p)
     const body = bytes.subarray(align8(headLen))
+    this.release(p, flags & RespFlag.ERROR ? RecOutcome.ERROR : RecOutcome.ANSWERED, status, body.length)
+    if (!p.idempotent) letGo(p)
     this.host.counters.receivedBytes(body.length)
     if (flags & RespFlag.ERROR)
       return this.host.fail(p, remoteError(readHead(bytes, headLen), utf8(body), this.peer.pid))
@@ -150,9 +163,11 @@ export class RemoteEndpoint implements Endpoint {
       const frames = new RemoteFrames(
         this.peer.pid,
         (n) => this.peer.grant(p, n),
-        () => this.release(p),
+        () => this.release(p, RecOutcome.ANSWERED), // the outcome a failure set first stays (§16.3)
       )
       p.in = s = new StreamIn(this.host.streams, frames, p)
+      const at = this.calls.get(p)!
+      if (at !== 0) this.host.recorder?.farHead(at, status)
     }
     ;(s.src as RemoteFrames).push(type, status, bytes)
     s.notified(false)

@@ -79,6 +79,10 @@ export class Dispatcher implements EndpointHost {
     return this.settings.maxBody
   }
 
+  get recorder() {
+    return this.settings.recorder
+  }
+
   /** Requests whose callers still wait: queued, or held by a worker. */
   get busy(): boolean {
     return this.queue.length > 0 || this.endpoints.some((e) => e.waiting > 0)

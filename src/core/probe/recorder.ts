@@ -1,6 +1,7 @@
 // The writer's side of the flight recorder (docs/PROTOCOL.md §16): the bus's file, made in its private directory,
 // and what the TS side tells it that C cannot see (a request's enqueue time, the queue, why a request was given up).
-// C writes the records on the slot transitions (csrc/recorder.c); nothing here runs per request but one store.
+// C writes the records on the slot transitions (csrc/recorder.c); nothing here runs per request but one store. A
+// request to a worker on another host has no slot: its endpoint tells C as its call goes and ends (far*, §16.3).
 import { randomBytes } from "node:crypto"
 import { mkdirSync, readdirSync, rmdirSync, unlinkSync } from "node:fs"
 import { constants } from "node:os"
@@ -24,13 +25,14 @@ export const DEFAULT_RECORDS = 1024
 export const MAX_RECORDS = RecConst.MAX_RECORDS
 
 /** Why the request was given up, as a record's outcome (§16.2). */
-function givenUpAs(err: unknown): number {
+export function givenUpAs(err: unknown): number {
   if (err instanceof TimeoutError) return RecOutcome.TIMEOUT
   if (err instanceof WorkerGoneError) return RecOutcome.WORKER_GONE
   return RecOutcome.CANCELLED
 }
 
 let warned = false
+const NO_HEAD = new Uint8Array(8)
 
 export class FlightRecorder {
   /**
@@ -122,6 +124,28 @@ export class FlightRecorder {
   /** The request in `slot` of `chan` was given up for `why` (a timeout, its worker gone, or cancelled): its record says so. */
   gaveUp(chan: Chan, slot: number, why: unknown) {
     native.sb_rec_note(chan, slot, givenUpAs(why)) // the channel's record: its recorder's memory outlives close()
+  }
+
+  /**
+   * A request made at `started` (as published() takes it) went to worker `pid` on another host (§16.3), `head` the
+   * bytes of its head (empty for raw): its record's number for farHead and farEnded, 0 when it goes unrecorded.
+   */
+  farSent(started: number, waited: boolean, kind: number, pid: number, head: Uint8Array, bodyLength: number): number {
+    if (!this.open) return 0
+    this.published(started, waited)
+    // a view of its own (offset 0) for every runtime's pointer; 8 bytes of nothing for a head of none
+    const h = head.length === 0 ? NO_HEAD : head.byteOffset === 0 ? head : head.slice()
+    return native.sb_rec_far_begin(this.ptr, kind, pid >>> 0, h, head.length, bodyLength)
+  }
+
+  /** Far record `at`'s stream began at `status`. */
+  farHead(at: number, status: number) {
+    if (this.open && at !== 0) native.sb_rec_far_head(this.ptr, at, status)
+  }
+
+  /** Far record `at` ended with `outcome` (RecOutcome), an answer's status and body bytes. */
+  farEnded(at: number, outcome: number, status: number, bytes: number) {
+    if (this.open && at !== 0) native.sb_rec_far_end(this.ptr, at, outcome, status, bytes)
   }
 
   queued(n: number) {

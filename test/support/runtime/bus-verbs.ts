@@ -1,5 +1,6 @@
 // The stdin verbs node-front.ts and pool-front.ts share: "call <id> <text>" prints "answer <id> <text back>" or
-// "failed <id> <error name>" when it settles (calls overlap); "workers" prints "workers <pid>:<in flight>,…".
+// "failed <id> <error name>" when it settles (calls overlap); "get <id> <path>" sends bus.request({ path }) and prints
+// "answer <id> <status>" or "failed <id> <error name>"; "workers" prints "workers <pid>:<in flight>,…".
 import type { RequestOptions, SlotBus } from "../../../src/index.ts"
 
 /** Runs `verb` if it is one of these; false when it is not. */
@@ -13,6 +14,12 @@ export function busVerb(
     const [id, ...text] = rest
     void bus.call(text.join(" "), opts).then(
       (b) => console.log(`answer ${id} ${new TextDecoder().decode(b)}`),
+      (e: Error) => console.log(`failed ${id} ${e.name}`),
+    )
+  } else if (verb === "get") {
+    const [id, path] = rest
+    void bus.request({ path }, opts).then(
+      (r) => console.log(`answer ${id} ${r.status}`),
       (e: Error) => console.log(`failed ${id} ${e.name}`),
     )
   } else if (verb === "workers")
