@@ -15,7 +15,7 @@ interface ClientSocket {
   write(chunk: string): unknown
   end(): unknown
   destroy(): unknown
-  destroySoon?(): unknown
+  once(event: "close", f: () => void): unknown
 }
 
 // node:http's answers (lib/_http_server.js socketOnError, Node 26), by the error's code; any other is its 400
@@ -27,6 +27,22 @@ const ANSWERS: Readonly<Record<string, string>> = {
 
 /** The sockets whose client sent what node:http could not parse: their answer is planned. */
 const failed = new WeakSet<object>()
+
+/**
+ * How long a connection ended after node:http's answer still reads what its client sends. Closed with bytes unread,
+ * a socket sends a reset, which can reach the client before it read the answers and make its kernel drop them: a
+ * client that pipelined on after the bad request (they are read and dropped meanwhile, by the failed parser) got
+ * nothing back, its POST's answer included, in 1 run of 6. It closes as soon as the client closes its side.
+ */
+const LINGER_MS = 2000
+
+/** Ends `socket` once its answers are written and lets the client close first, within LINGER_MS (a lingering close). */
+function lingerClose(socket: ClientSocket) {
+  socket.end()
+  const linger = setTimeout(() => socket.destroy(), LINGER_MS)
+  linger.unref?.()
+  socket.once("close", () => clearTimeout(linger))
+}
 
 /**
  * A 'clientError' listener: node:http's own answer to a request it cannot parse (a 400; 431 for a head too large;
@@ -54,8 +70,7 @@ export function clientError(error: Error & { code?: string }, socket: ClientSock
     if (!owed?.headersSent) socket.write(answer) // never into the middle of an answer
     if (owed)
       socket.destroy() // the broken request's own answer: as node:http, the connection ends here
-    else if (socket.destroySoon) socket.destroySoon()
-    else socket.end()
+    else lingerClose(socket)
   }
   settle()
 }
