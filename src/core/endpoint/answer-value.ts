@@ -83,11 +83,7 @@ export function answerValue(
  * then needs no copy first. */
 export function readsBodyOnce(p: Pending): boolean {
   const want = p.want
-  return (
-    want.as === "read" ||
-    want.as === "response" ||
-    ((want.as === "stream" || want.as === "whole") && want.into !== null)
-  )
+  return want.as === "read" || want.as === "response" || want.into !== null
 }
 
 function view(bytes: Uint8Array, off: number, len: number): Uint8Array {

@@ -50,13 +50,13 @@ export type Into = Uint8Array | ((length: number) => Uint8Array)
  * What a request's caller gets from its answer (answer-value.ts), decided once when the request is made: an RPC
  * call's value read where the answer lies (`read`), the body lent in its slot (`borrow`), a Web Response that streams
  * from the HEAD when the worker streams (`response`, bus.fetch), a StreamedResponse (`stream`), or the body whole, in
- * its own bytes or `into` the caller's (`whole`: bus.call's bytes, bus.request's SlotResponse).
+ * its own bytes or `into` the caller's (`whole`: bus.call's bytes, bus.request's SlotResponse). Every Want has the
+ * same three fields, in the same order, so the hot path reads one object shape.
  */
 export type Want =
-  | { readonly as: "read"; readonly read: ReadAnswer }
-  | { readonly as: "borrow" }
-  | { readonly as: "response" }
-  | { readonly as: "stream" | "whole"; readonly into: Into | null }
+  | { readonly as: "read"; readonly read: ReadAnswer; readonly into: null }
+  | { readonly as: "borrow" | "response"; readonly read: null; readonly into: null }
+  | { readonly as: "stream" | "whole"; readonly read: null; readonly into: Into | null }
 
 /** Whether `p`'s caller takes the answer as it streams, from its HEAD (a StreamedResponse, bus.fetch's Response). */
 export function streamsFromHead(p: Pending): boolean {

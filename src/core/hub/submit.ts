@@ -69,19 +69,19 @@ export function checkBodySize(body: Uint8Array, maxBodyBytes: number) {
 
 const unsettled = () => {}
 
-const BORROW: Want = { as: "borrow" }
-const RESPONSE: Want = { as: "response" }
-const STREAM: Want = { as: "stream", into: null }
-const WHOLE: Want = { as: "whole", into: null }
+const BORROW: Want = { as: "borrow", read: null, into: null }
+const RESPONSE: Want = { as: "response", read: null, into: null }
+const STREAM: Want = { as: "stream", read: null, into: null }
+const WHOLE: Want = { as: "whole", read: null, into: null }
 
 /** What the caller gets from the answer, by the first of its wishes that holds (options.ts refuses the rest). */
 function wantOf(entry: Entry, opts: RequestOptions, read: ReadAnswer | null): Want {
-  if (read !== null) return { as: "read", read }
+  if (read !== null) return { as: "read", read, into: null }
   if (opts.borrow === true) return BORROW
   if (entry.response) return RESPONSE
   const into = opts.into ?? entry.into ?? null
-  if (opts.stream === true) return into === null ? STREAM : { as: "stream", into }
-  return into === null ? WHOLE : { as: "whole", into }
+  if (opts.stream === true) return into === null ? STREAM : { as: "stream", read: null, into }
+  return into === null ? WHOLE : { as: "whole", read: null, into }
 }
 
 /**
