@@ -333,7 +333,8 @@ double sb_rec_now(void);
  * 0 for raw). Its number for the two calls below, or 0 when it goes unrecorded (r NULL, every record in flight). */
 uint32_t sb_rec_far_begin(sb_rec *r, uint32_t kind, uint32_t worker_pid, const uint8_t *head, uint32_t head_len,
                           uint32_t body_len);
-/* Its stream's first frame came, at `status`: phase 2. A number not in flight is ignored, as by the next call. */
+/* Its stream's first frame came, at `status`: phase 2. A number not in flight is ignored, as by the next call; once
+ * ended, a number may name a later request: the caller ends each one once and uses it no more. */
 void sb_rec_far_head(sb_rec *r, uint32_t at, uint32_t status);
 /* It ended with `outcome` (1 … 5, §16.2); an answer's status (0: keep the HEAD's) and bytes: phase 3. */
 void sb_rec_far_end(sb_rec *r, uint32_t at, uint32_t outcome, uint32_t status, uint32_t answer_bytes);
