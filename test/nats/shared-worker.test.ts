@@ -80,6 +80,8 @@ for (const runtime of ["bun", "node"] as const)
 
         await letGo()
         expect((await once).text()).toBe("once") // it waited for the room
+        // the worker's stdout line can come after its answer over NATS: read until it is there
+        await until(() => w.lines.some((l) => l.startsWith("running ")), "the worker's line for the run")
         expect(w.lines.filter((l) => l.startsWith("running "))).toEqual(["running once"])
       }, 60_000)
 
