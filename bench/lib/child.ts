@@ -213,7 +213,7 @@ export function killAllOnExit(): void {
   process.on("exit", killAll)
 }
 
-/** CPU seconds used by every child that has exited so far (with their own reaped children). */
+/** CPU seconds used by every child that has exited so far (with their own reaped children), spawned or run. */
 export function reapedChildrenCpuSeconds(): number {
   return reapedCpuS
 }
@@ -253,5 +253,7 @@ export async function run(cmd: string[], opts: RunOptions = {}): Promise<RunResu
   ])
   clearTimeout(timer)
   const u = proc.resourceUsage()
-  return { code, stdout, stderr, cpuS: u ? Number(u.cpuTime.total) / 1e6 : NaN }
+  const cpuS = u ? Number(u.cpuTime.total) / 1e6 : NaN
+  if (u) reapedCpuS += cpuS
+  return { code, stdout, stderr, cpuS }
 }
