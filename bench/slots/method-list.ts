@@ -18,7 +18,7 @@ import type { Transport } from "./transport.ts"
 
 export interface MethodDef extends MethodInfo {
   open?: (o: { cWorker: string | undefined }) => Promise<Transport>
-  /** A hub in a process of its own (a Node front), which measures itself. */
+  /** A hub in a process of its own (a Node front, a backend's), which measures itself. */
   driver?: () => Promise<Driver>
   /** Measures itself, one size and in-flight level at a time. */
   floor?: (size: number, inflight: number, ms: number, warmMs: number) => Promise<Sample>
@@ -55,7 +55,7 @@ export const METHODS: MethodDef[] = [
   ...(["spin", "park"] as const).flatMap((idle) =>
     (["linux", "posix"] as const).map((b) =>
       def("backends", `${b}-${idle}`, `${b} ${idle} (child)`, "Bun↔Bun", {
-        floor: (...a) => portable.measure(b, idle, ...a),
+        driver: () => portable.openBackend(b, idle),
       }),
     ),
   ),

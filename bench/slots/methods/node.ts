@@ -7,9 +7,8 @@ import { libraryPath } from "../../../src/native/lib-path.ts"
 import { spawn } from "../../lib/child.ts"
 import { parseCpuReport } from "../../lib/cpu.ts"
 import { benchNode, buildForNode, nodeFlags } from "../../lib/node.ts"
-import { Samples } from "../../lib/samples.ts"
-import type { Driver, Sample } from "../measure.ts"
 import { EMPTY, SkipMethod, type Transport } from "../transport.ts"
+import { type ChildHub, childHub, type IdleCpu } from "./child-hub.ts"
 import { openBus } from "./slotbus.ts"
 
 interface Built {
@@ -71,46 +70,9 @@ export async function openBunNode(): Promise<Transport> {
 }
 
 /** A hub in Node (hub.ts) running `method`: slotbus-node, slotbus-bun, process.send, worker or unix. */
-export async function openNodeHub(
-  method: string,
-  idle = "adaptive",
-): Promise<Driver & { idle(ms: number): Promise<IdleCpu> }> {
+export async function openNodeHub(method: string, idle = "adaptive"): Promise<ChildHub> {
   const n = await node()
-  const hub = spawn([...n.cmd, n.hub, method, idle], { env: n.env, stdin: "pipe" })
-  let asked = 1 // line 0 is "ready"
-  const ask = async <T>(line: string): Promise<T> => {
-    const at = asked++
-    hub.write(`${line}\n`)
-    const out = JSON.parse(await hub.whileAlive(hub.line(at, Number.POSITIVE_INFINITY), `the Node hub (${method})`))
-    if (out.error) throw new Error(`the Node hub (${method}): ${out.error}`)
-    return out as T
-  }
-  try {
-    await hub.whileAlive(hub.line(0), `the Node hub (${method})`)
-  } catch (e) {
-    await hub.kill()
-    throw e
-  }
-  return {
-    check: (size) => ask(`check ${size}`),
-    measure: async (size, inflight, ms, warmMs) => {
-      const s = await ask<Omit<Sample, "times"> & { times: number[] }>(`measure ${size} ${inflight} ${ms} ${warmMs}`)
-      return { ...s, times: Samples.of(s.times) }
-    },
-    idle: (ms) => ask(`idle ${ms}`),
-    close: async () => {
-      // "close" lets the hub end its worker and its bus; kill -9 only if it does not exit soon after
-      if (hub.running) hub.write("close\n")
-      await Promise.race([hub.exited, Bun.sleep(5000)])
-      await hub.kill()
-    },
-  }
-}
-
-export interface IdleCpu {
-  hubCpuS: number
-  workerCpuS: number
-  elapsedS: number
+  return childHub([...n.cmd, n.hub, method, idle], n.env, `the Node hub (${method})`)
 }
 
 /** CPU seconds a parked Node hub and Node worker use while nothing is sent, over `ms`. */

@@ -2,23 +2,20 @@
 // transport to a worker of its own, then measures it as the bench asks, with the same code as the Bun hubs
 // (measure.ts), and sends the samples back. Usage: node hub.js <method> [<idle>], where <method> is slotbus-node,
 // slotbus-bun (a Bun worker: $SLOTBUS_BENCH_BUN runs $SLOTBUS_BENCH_BUN_WORKER), process.send, worker or unix.
-// Prints "ready"; then for each stdin line "check <size>", "measure <size> <inflight> <ms> <warmMs>" or
-// "idle <ms>" one JSON line: {} for a check, a Sample with `times` as an array, {error} when it failed.
+// It answers the orchestrator line by line (../line-hub.ts).
 import { type ChildProcess, fork, spawn } from "node:child_process"
 import { rmSync } from "node:fs"
 import { createServer, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { createInterface } from "node:readline"
 import { Worker } from "node:worker_threads"
 import { type IdleStrategy, SlotBus } from "../../../src/index.ts"
-import { parseCpuReport, selfCpuSeconds } from "../../lib/cpu.ts"
+import { parseCpuReport } from "../../lib/cpu.ts"
 import { FrameReader, frameOf } from "../frames.ts"
-import { checkEcho, measureTransport, payload } from "../measure.ts"
+import { serveHub } from "../line-hub.ts"
 import { EMPTY, FifoReplies, type Transport } from "../transport.ts"
 
 const WORKER = join(import.meta.dirname, "worker.js")
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Resolves with `work`, or rejects when `child` exits first. */
 function whileAlive<T>(child: ChildProcess, work: Promise<T>, what: string): Promise<T> {
@@ -132,41 +129,5 @@ function open(method: string | undefined, idle: string): Promise<Transport> {
   throw new Error(`hub.js: unknown method ${method}`)
 }
 
-/** CPU seconds the hub and the worker use over `ms` with nothing sent, after some traffic. */
-async function idleCpu(t: Transport, ms: number) {
-  const body = new Uint8Array(64)
-  for (let i = 0; i < 200; i++) await t.roundTrip(body)
-  await sleep(50)
-  const w0 = await t.workerCpu()
-  const h0 = selfCpuSeconds()
-  const t0 = performance.now()
-  await sleep(ms)
-  const h1 = selfCpuSeconds()
-  const elapsedS = (performance.now() - t0) / 1000
-  const w1 = await t.workerCpu()
-  return { hubCpuS: h1 - h0, workerCpuS: w1 - w0, elapsedS }
-}
-
-async function answer(t: Transport, line: string): Promise<object> {
-  const [verb, ...n] = line.split(" ")
-  const [a, b, c, d] = n.map(Number)
-  if (verb === "check") return (await checkEcho(t, payload(a!)), {})
-  if (verb === "idle") return idleCpu(t, a!)
-  if (verb !== "measure") throw new Error(`hub.js: unknown command ${line}`)
-  const s = await measureTransport(t, payload(a!), b!, c!, d!)
-  return { ...s, times: Array.from(s.times.values()) }
-}
-
 const [method, idle = "adaptive"] = process.argv.slice(2)
-const t = await open(method, idle)
-console.log("ready")
-try {
-  for await (const line of createInterface({ input: process.stdin })) {
-    if (line === "close") break
-    const out = await answer(t, line).catch((e: Error) => ({ error: e.message }))
-    process.stdout.write(`${JSON.stringify(out)}\n`)
-  }
-} finally {
-  await t.close()
-}
-process.exit(0)
+await serveHub(await open(method, idle))
