@@ -10,7 +10,8 @@
  * slotbus pump that finds its peer on its own CPU does: pinned to one CPU (taskset -c 0), the floor of a pair that
  * shares one (docs/perf/round-nine-cliffs.md). Writes one u32 round-trip time in ns per measured request to samples-file
  * and prints one JSON line: count, elapsed_s, hub_cpu_s, worker_cpu_s (each side's own getrusage), and parts: the
- * msg/s of PARTS runs of equal count of the measured round trips (partRates in bench/slots/measure.ts). */
+ * msg/s of PARTS runs of equal count of the measured round trips, or one over them all when they are too few
+ * (partRates in bench/slots/measure.ts). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -37,6 +38,7 @@
 #define MARK_END 0x80000002u   /* worker: take the final getrusage */
 #define STOP 0xFFFFFFFFu
 #define PARTS 5u
+#define MIN_RUN_TRIPS_PER_LOOP 4u /* fewer round trips than PARTS runs of this many per loop: one rate */
 
 typedef struct {
   _Alignas(64) _Atomic uint32_t tail; /* producer writes; the consumer's futex word */
@@ -201,7 +203,7 @@ int main(int argc, char **argv) {
   if (!f || fwrite(samples, sizeof *samples, count, f) != count || fclose(f)) return perror(argv[5]), 1;
   printf("{\"count\":%u,\"elapsed_s\":%.9f,\"hub_cpu_s\":%.6f,\"worker_cpu_s\":%.6f,\"parts\":[", count,
          (t_end - t_start) / 1e9, hub_cpu, sh->worker_cpu[0]);
-  if (count < PARTS) {
+  if (count < PARTS * MIN_RUN_TRIPS_PER_LOOP * inflight) {
     uint64_t span = count ? ends[count - 1] - t_start : 0;
     printf("%.3f", count ? count * 1e9 / (double)(span ? span : 1) : 0.0);
   } else {

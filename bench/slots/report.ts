@@ -3,7 +3,7 @@
 // within each round (the two methods ran minutes apart at most) and then summarized the same way.
 import type { Machine } from "../lib/machine.ts"
 import { median, range } from "../lib/samples.ts"
-import { PARTS } from "./measure.ts"
+import { MIN_RUN_TRIPS_PER_LOOP, PARTS } from "./measure.ts"
 
 /** One method of moving a request and its reply between two parties. `id` is `name:mode`. */
 export interface MethodInfo {
@@ -312,7 +312,8 @@ export function legend(report: BenchReport, wide: boolean): string[] {
       `${s.throughputMs} ms with 32, each after ${s.warmupMs} ms of warm-up` +
       (s.jitWarmupMs ? `; each freshly started pair first exchanged ${s.jitWarmupMs} ms of traffic (--warm)` : "") +
       `. msg/s: the measured round trips are cut into ${PARTS} runs of equal count and the figure is the median ` +
-      `of their rates (a stall spoils the run it falls in, not the figure). Figures are medians across rounds; ` +
+      `of their rates (a stall spoils the run it falls in, not the figure; one run when they are fewer than ` +
+      `${MIN_RUN_TRIPS_PER_LOOP} a request loop a run). Figures are medians across rounds; ` +
       `"range" is the min–max across rounds.`,
     report.methods.some((x) => x.id === REFERENCE)
       ? `×sb p50: the line's p50 over slotbus adaptive's (how many times slotbus is faster; < 1: the line is). ` +

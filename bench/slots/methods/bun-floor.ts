@@ -120,7 +120,14 @@ export async function measure(size: number, inflight: number, ms: number, warmMs
     if (out[size - 1] !== payload[size - 1] || out[0] !== payload[0])
       throw new Error("the Bun floor worker echoed wrong bytes")
     Atomics.store(l.words, STOP, 1)
-    return { count, elapsedS, hubCpuS: h1 - h0, workerCpuS: w1 - w0, times, parts: partRates(ends.values(), t0) }
+    return {
+      count,
+      elapsedS,
+      hubCpuS: h1 - h0,
+      workerCpuS: w1 - w0,
+      times,
+      parts: partRates(ends.values(), t0, inflight),
+    }
   } finally {
     await child.kill()
     rmSync(file, { force: true })
