@@ -86,3 +86,53 @@ export function parseCpuReport(bytes: Uint8Array | string): number {
   if (!Number.isFinite(v)) throw new Error(`worker sent a bad CPU report: ${JSON.stringify(s.slice(0, 40))}`)
   return v
 }
+
+/**
+ * Threads that run a runtime's compiler, by name: JavaScriptCore's (Bun: JITWorker; JSCWarmUp while a fresh process
+ * compiles) and V8's (Node: node-V8Worker, which also marks for the collector).
+ */
+const COMPILER_THREADS = new Set(["JITWorker", "JSCWarmUp", "node-V8Worker"])
+
+/** ns the compiler threads of `pids` have run so far (/proc/<pid>/task/<tid>/schedstat); a process gone counts 0. */
+export function compilerNs(pids: readonly number[]): number {
+  let ns = 0
+  for (const pid of pids) {
+    let tids: string[]
+    try {
+      tids = readdirSync(`/proc/${pid}/task`)
+    } catch {
+      continue
+    }
+    for (const tid of tids) {
+      try {
+        if (!COMPILER_THREADS.has(readFileSync(`/proc/${pid}/task/${tid}/comm`, "latin1").trimEnd())) continue
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "latin1").split(" ", 1)[0])
+      } catch {} // the thread ended
+    }
+  }
+  return ns
+}
+
+/** `root` and every live process descended from it (from /proc/<pid>/stat); [root] where there is no /proc. */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>()
+  let entries: string[]
+  try {
+    entries = readdirSync("/proc")
+  } catch {
+    return [root]
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, "latin1")
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ", 2)[1])
+      const siblings = children.get(ppid)
+      if (siblings) siblings.push(Number(e))
+      else children.set(ppid, [Number(e)])
+    } catch {} // it ended
+  }
+  const tree = [root]
+  for (let i = 0; i < tree.length; i++) tree.push(...(children.get(tree[i]!) ?? []))
+  return tree
+}

@@ -18,15 +18,18 @@ import {
 } from "./report.ts"
 import { renderHtml } from "./report-html.ts"
 import { renderJson } from "./report-json.ts"
-import { METHODS } from "./method-list.ts"
+import { type MethodDef, METHODS } from "./method-list.ts"
 import { measureNodeIdle, removeNodeBuild } from "./methods/node.ts"
 import * as slotbus from "./methods/slotbus.ts"
 import { type BenchOptions, parseArgs, UsageError, USAGE } from "./options.ts"
+import { pairProcesses, SETTLE_INFLIGHT, SETTLE_MAX_MS, type Settled, settle } from "./settle.ts"
 
 export const INFLIGHT = [1, 32] as const
+/** What a pair's warm-up took here (settle.ts), for the run's time estimate. */
+const TYPICAL_SETTLE_S = 0.5
 
-const selected = (o: BenchOptions, m: { name: string; id: string }) =>
-  !o.only || o.only.includes(m.name) || o.only.includes(m.id)
+const selected = (o: BenchOptions, m: { name: string; id: string; notQuick?: boolean }) =>
+  o.only ? o.only.includes(m.name) || o.only.includes(m.id) : !(o.quick && m.notQuick)
 
 // ---- progress ----
 
@@ -148,9 +151,10 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const methods = METHODS.filter((m) => selected(o, m))
   const wantIdle = o.idleMs > 0 && (!o.only || o.only.includes("idle"))
   const stepS = (o.warmupMs * 2 + o.latencyMs + o.throughputMs) / 1000 + 0.05
+  const settleS = o.cold ? 0 : o.sizes.length * TYPICAL_SETTLE_S + o.jitWarmupMs / 1000
   const progress = new Progress(
     o.rounds * methods.length * o.sizes.length + (wantIdle ? 1 : 0),
-    o.rounds * methods.length * (o.sizes.length * stepS + o.jitWarmupMs / 1000 + 0.2) +
+    o.rounds * methods.length * (o.sizes.length * stepS + settleS + 0.2) +
       (wantIdle ? (2 * o.idleMs) / 1000 + 1 : 0) +
       1,
   )
@@ -173,7 +177,20 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     r.cdfs.push(cdf)
   }
 
+  /** How long each method's pairs were warmed, by round (all sizes), and the sizes at which its compilers did not
+   * settle. */
+  const warmMs = new Map<string, (number | null)[]>()
+  const unsettled = new Map<MethodDef, number>()
+  const warmed = (m: MethodDef, round: number, s: Settled) => {
+    const byRound = warmMs.get(m.id) ?? []
+    while (byRound.length <= round) byRound.push(null)
+    byRound[round] = Math.round((byRound[round] ?? 0) + s.ms)
+    warmMs.set(m.id, byRound)
+    if (!s.settled) unsettled.set(m, (unsettled.get(m) ?? 0) + 1)
+  }
+
   const burners = startLoad(o.load)
+  const burnerPids = new Set(burners.map((b) => b.pid))
   if (burners.length > 0) await Bun.sleep(200) // running before the first measurement starts
   const t0 = performance.now()
   const busy0 = machineBusySeconds()
@@ -224,7 +241,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
                   size,
                   inflight,
                   round,
-                  await bounded(m.floor(size, inflight, ms, o.warmupMs), limit, describe(m)),
+                  await bounded(m.floor(size, inflight, ms, o.warmupMs, !o.cold), limit + SETTLE_MAX_MS, describe(m)),
                 )
               }
             }
@@ -233,14 +250,21 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
           progress.detail(`${at} · starting`)
           const starting = m.driver ? m.driver() : m.open!(o).then(transportDriver)
           const d = (t = await bounded(starting, limit, `starting ${describe(m)}`))
-          if (o.jitWarmupMs > 0) {
-            progress.detail(`${at} · warming up`)
-            await bounded(d.measure(o.sizes[0]!, 32, o.jitWarmupMs, 0), limit + o.jitWarmupMs, describe(m))
-          }
           for (const size of o.sizes) {
             step++
             progress.step(`${at} · ${formatSize(size)}`)
             await bounded(d.check(size), limit, describe(m))
+            // at every size: code compiled for 64 B answers is compiled again for 64 KiB ones (200 µs p50s until then)
+            if (!o.cold) {
+              progress.detail(`${at} · ${formatSize(size)} · warming up`)
+              const least = size === o.sizes[0] ? o.jitWarmupMs : 0
+              const s = await bounded(
+                settle((ms) => d.warm(size, SETTLE_INFLIGHT, ms), least, pairProcesses(burnerPids)),
+                limit + Math.max(SETTLE_MAX_MS, least),
+                describe(m),
+              )
+              warmed(m, round, s)
+            }
             for (const inflight of INFLIGHT) {
               progress.detail(`${at} · ${formatSize(size)} · ${inflight} in flight`)
               const ms = inflight === 1 ? o.latencyMs : o.throughputMs
@@ -275,6 +299,11 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     progress.end()
   }
   for (const [why, what] of skipped) notes.push(`${what.join("; ")}: skipped: ${why}`)
+  for (const [m, n] of unsettled)
+    notes.push(
+      `${describe(m)}: its runtimes' compiler threads (V8's also collect garbage) were still busy after ` +
+        `${SETTLE_MAX_MS / 1000} s of warm-up ${n} of ${o.rounds * o.sizes.length} times (rounds × sizes); measured then`,
+    )
 
   const rows: Row[] = []
   for (const m of methods)
@@ -291,12 +320,16 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       rounds: o.rounds,
       warmupMs: o.warmupMs,
       jitWarmupMs: o.jitWarmupMs,
+      cold: o.cold,
       latencyMs: o.latencyMs,
       throughputMs: o.throughputMs,
       quick: o.quick,
       load: o.load,
     },
-    methods: methods.map(({ id, name, mode, label, peers }) => ({ id, name, mode, label, peers })),
+    methods: methods.map(({ id, name, mode, label, peers }) => {
+      const warm = warmMs.get(id)
+      return { id, name, mode, label, peers, ...(warm ? { warm_ms: warm } : {}) }
+    }),
     rows,
     idle,
     nodeIdle,

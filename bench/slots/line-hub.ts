@@ -1,11 +1,12 @@
 // A hub in a process of its own, measured over its stdin and stdout (methods/child-hub.ts drives it): the Node
 // fronts (node/hub.ts) and the Linux and portable backends (methods/portable.ts). It prints "ready", then answers
-// each stdin line with one JSON line: "check <size>" {}, "measure <size> <inflight> <ms> <warmMs>" a Sample with
-// `times` as an array, "idle <ms>" the CPU of the hub and its worker with nothing sent; {error} when it failed.
+// each stdin line with one JSON line: "check <size>" {}, "warm <size> <inflight> <ms>" {} after that traffic,
+// "measure <size> <inflight> <ms> <warmMs>" a Sample with `times` as an array, "idle <ms>" the CPU of the hub and
+// its worker with nothing sent; {error} when it failed.
 // "close" ends it. Runs under Bun and Node alike (no Bun API).
 import { createInterface } from "node:readline"
 import { selfCpuSeconds } from "../lib/cpu.ts"
-import { checkEcho, measureTransport, payload } from "./measure.ts"
+import { checkEcho, measureTransport, payload, warmTransport } from "./measure.ts"
 import type { Transport } from "./transport.ts"
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -30,6 +31,7 @@ async function answer(t: Transport, line: string): Promise<object> {
   const [a, b, c, d] = n.map(Number)
   if (verb === "check") return (await checkEcho(t, payload(a!)), {})
   if (verb === "idle") return idleCpu(t, a!)
+  if (verb === "warm") return (await warmTransport(t, payload(a!), b!, c!), {})
   if (verb !== "measure") throw new Error(`unknown command ${line}`)
   const s = await measureTransport(t, payload(a!), b!, c!, d!)
   return { ...s, times: Array.from(s.times.values()) }

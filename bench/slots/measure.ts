@@ -100,6 +100,11 @@ async function lanes(
   return count
 }
 
+/** Round trips for `ms`, not measured; resolves with how many. */
+export function warmTransport(t: Transport, body: Uint8Array, inflight: number, ms: number): Promise<number> {
+  return lanes(t, body, inflight, ms, null)
+}
+
 /** Warms up for `warmMs`, then measures for `ms`; CPU is read on both sides just around the measured part. */
 export async function measureTransport(
   t: Transport,
@@ -108,7 +113,7 @@ export async function measureTransport(
   ms: number,
   warmMs: number,
 ): Promise<Sample> {
-  await lanes(t, body, inflight, warmMs, null)
+  await warmTransport(t, body, inflight, warmMs)
   const times = new Samples()
   const w0 = await t.workerCpu()
   const h0 = selfCpuSeconds()
@@ -130,6 +135,8 @@ export interface Driver {
   check(size: number): Promise<void>
   /** Round trips of `size` bytes, `inflight` at once, for `ms` after `warmMs` of warm-up. */
   measure(size: number, inflight: number, ms: number, warmMs: number): Promise<Sample>
+  /** Round trips of `size` bytes, `inflight` at once, for `ms`, not measured (see settle.ts). */
+  warm(size: number, inflight: number, ms: number): Promise<void>
   close(): Promise<void>
 }
 
@@ -138,6 +145,7 @@ export function transportDriver(t: Transport): Driver {
   return {
     check: (size) => checkEcho(t, payload(size)),
     measure: (size, inflight, ms, warmMs) => measureTransport(t, payload(size), inflight, ms, warmMs),
+    warm: async (size, inflight, ms) => void (await warmTransport(t, payload(size), inflight, ms)),
     close: () => t.close(),
   }
 }

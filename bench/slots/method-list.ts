@@ -20,8 +20,11 @@ export interface MethodDef extends MethodInfo {
   open?: (o: { cWorker: string | undefined }) => Promise<Transport>
   /** A hub in a process of its own (a Node front, a backend's), which measures itself. */
   driver?: () => Promise<Driver>
-  /** Measures itself, one size and in-flight level at a time. */
-  floor?: (size: number, inflight: number, ms: number, warmMs: number) => Promise<Sample>
+  /** Left out of --quick unless named by --only: a question for slotbus's makers more than for its users. */
+  notQuick?: boolean
+  /** Measures itself, one size and in-flight level at a time, after `warmMs` of warm-up; `warmed`: and until its
+   * compilers are done (settle.ts), for a floor with a runtime. */
+  floor?: (size: number, inflight: number, ms: number, warmMs: number, warmed: boolean) => Promise<Sample>
 }
 
 async function cFloor(mode: "spin" | "futex", size: number, inflight: number, ms: number): Promise<Sample> {
@@ -56,6 +59,7 @@ export const METHODS: MethodDef[] = [
     (["linux", "posix"] as const).map((b) =>
       def("backends", `${b}-${idle}`, `${b} ${idle} (child)`, "Bun↔Bun", {
         driver: () => portable.openBackend(b, idle),
+        notQuick: true,
       }),
     ),
   ),

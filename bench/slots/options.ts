@@ -14,16 +14,18 @@ range, and the first line is the verdict (the second, Node's).
 
   --sizes <list>   payload sizes, e.g. 64,4k,64k,1m (default 64,4k,64k,1m; with --quick 64,64k)
   --rounds <n>     rounds; each measures every method once, in a rotating order (default 5, --quick 3)
-  --quick          shorter measurements, fewer sizes and rounds (about 30 s)
+  --quick          shorter measurements, fewer sizes and rounds, no backends rows (about 100 s)
   --time <ms>      per round, time with 1 request in flight per method and size (default 200, --quick 60);
                    32 in flight gets 2/3 of it, warm-up 1/6
   --only <list>    only these methods: a name (slotbus, backends, slotbus-c, slotbus-py, floor, floor-bun,
                    process.send, unix, tcp, http, worker; node: every method with both ends in Node, node-bun,
                    bun-node) or name:mode (slotbus:spin, floor:futex, node:slotbus, node:process.send,
                    node:worker, node:unix, …); "idle" for the idle test (a Bun pair, and a Node one)
-  --warm <ms>      traffic (32 in flight) each freshly started pair exchanges before it is measured
-                   (default 0, --quick 100). A fresh Bun worker is measured while JavaScriptCore still
-                   compiles it; a long-running server is not: --warm 3000 measures what a server sees.
+  --warm <ms>      a freshly started pair exchanges traffic (32 in flight) at each size before it is
+                   measured, until its runtimes' compiler threads go quiet (at most 2 s): a fresh Bun or
+                   Node pair is measured compiled, as a long-running server is. --warm: at least this long
+                   at the first size (default 0)
+  --cold           measure each pair as it starts, compiler and all: what a process's first second sees
   --idle <ms>      how long to measure the CPU of an idle parked hub+worker (default 2000; 0: skip)
   --load <n>       start n CPU burner processes for the whole run (a busy machine on purpose)
   --wide           every column (the default table fits 100 columns)
@@ -35,16 +37,15 @@ range, and the first line is the verdict (the second, Node's).
 
 export class UsageError extends Error {}
 
-/** --quick's --warm: its 60 ms rounds would otherwise measure a fresh pair's JIT compiling more than the pair. */
-export const QUICK_WARM_MS = 100
-
 export interface BenchOptions {
   sizes: number[]
   rounds: number
   quick: boolean
   warmupMs: number
-  /** --warm: once per freshly started pair, before its first measurement */
+  /** --warm: the least warm-up of a freshly started pair, which runs until its compilers are done (settle.ts) */
   jitWarmupMs: number
+  /** --cold: no warm-up at all */
+  cold: boolean
   latencyMs: number
   throughputMs: number
   idleMs: number
@@ -98,6 +99,7 @@ export function parseArgs(argv: string[]): BenchOptions {
   let time: number | null = null
   let idle: number | null = null
   let warm: number | null = null
+  let cold = false
   let only: string[] | null = null
   let json: string | null = null
   let html: string | null = null
@@ -149,6 +151,9 @@ export function parseArgs(argv: string[]): BenchOptions {
       case "--warm":
         warm = positiveMs(value(), "--warm", true)
         break
+      case "--cold":
+        cold = true
+        break
       case "--only": {
         only = value()
           .split(",")
@@ -175,6 +180,7 @@ export function parseArgs(argv: string[]): BenchOptions {
         throw new UsageError(`unknown option ${raw}`)
     }
   }
+  if (cold && warm !== null) throw new UsageError("--cold measures each pair without warming it up: leave out --warm")
   const latencyMs = time ?? (quick ? 60 : 200)
   return {
     sizes: sizes ?? (quick ? [64, 64 * KiB] : [64, 4 * KiB, 64 * KiB, KiB * KiB]),
@@ -183,7 +189,8 @@ export function parseArgs(argv: string[]): BenchOptions {
     latencyMs,
     throughputMs: Math.max(1, Math.round((latencyMs * 2) / 3)),
     warmupMs: Math.max(1, Math.round(latencyMs / 6)),
-    jitWarmupMs: warm ?? (quick ? QUICK_WARM_MS : 0),
+    jitWarmupMs: warm ?? 0,
+    cold,
     idleMs: idle ?? (quick ? 1000 : 2000),
     only,
     load,

@@ -12,6 +12,9 @@ export interface MethodInfo {
   mode: string
   label: string
   peers: string
+  /** By round: how long its freshly started pair was warmed up, ms, all sizes together (settle.ts); absent for
+   * floors, cold runs and older reports. */
+  warm_ms?: (number | null)[]
 }
 
 /** The figures of one measurement (a method, a size, a number in flight) in one round. */
@@ -50,8 +53,11 @@ export interface Settings {
   sizes: number[]
   rounds: number
   warmupMs: number
-  /** --warm: traffic each freshly started pair exchanged before its first measurement (absent in older reports) */
+  /** --warm: the least traffic each freshly started pair exchanged before its first measurement, ms (absent in older
+   * reports, where it was all of it) */
   jitWarmupMs?: number
+  /** --cold: pairs measured as started, without warming up (absent in older reports) */
+  cold?: boolean
   latencyMs: number
   throughputMs: number
   quick: boolean
@@ -305,12 +311,26 @@ export function header(report: BenchReport): string[] {
   ]
 }
 
+/** How the pairs were warmed up, as a clause of the legend. */
+function warmedUp(report: BenchReport): string {
+  const s = report.settings
+  if (s.cold) return "; each pair was measured as it started, its compilers still at work (--cold)"
+  const ms = report.methods.flatMap((m) => m.warm_ms ?? []).filter((x): x is number => x !== null)
+  if (ms.length === 0)
+    return s.jitWarmupMs ? `; each freshly started pair first exchanged ${s.jitWarmupMs} ms of traffic (--warm)` : ""
+  const least = s.jitWarmupMs ? `, at least ${s.jitWarmupMs} ms (--warm)` : ""
+  return (
+    `; each freshly started pair first exchanged traffic at each size until its compilers were done with it ` +
+    `(${(median(ms) / 1000).toFixed(1)} s a pair, median; ${(Math.max(...ms) / 1000).toFixed(1)} s at most${least})`
+  )
+}
+
 export function legend(report: BenchReport, wide: boolean): string[] {
   const s = report.settings
   const out = [
     `Each round measures every method once, in a rotating order: per size ${s.latencyMs} ms with 1 request in flight, then ` +
       `${s.throughputMs} ms with 32, each after ${s.warmupMs} ms of warm-up` +
-      (s.jitWarmupMs ? `; each freshly started pair first exchanged ${s.jitWarmupMs} ms of traffic (--warm)` : "") +
+      warmedUp(report) +
       `. msg/s: the measured round trips are cut into ${PARTS} runs of equal count and the figure is the median ` +
       `of their rates (a stall spoils the run it falls in, not the figure; one run when they are fewer than ` +
       `${MIN_RUN_TRIPS_PER_LOOP} a request loop a run). Figures are medians across rounds; ` +

@@ -6,7 +6,6 @@ import { MIN_RUN_TRIPS_PER_LOOP, measureTransport, PARTS, partRates, payload } f
 import * as bunFloor from "../../bench/slots/methods/bun-floor.ts"
 import * as floor from "../../bench/slots/methods/floor.ts"
 import * as threadWorker from "../../bench/slots/methods/worker.ts"
-import { parseArgs, QUICK_WARM_MS } from "../../bench/slots/options.ts"
 import { median } from "../../bench/lib/samples.ts"
 import { SkipMethod } from "../../bench/slots/transport.ts"
 
@@ -90,13 +89,4 @@ describe("every way the bench measures reports the rates of its runs", () => {
     const r = await floor.measure("spin", 64, 2, 20)
     expectParts({ count: r.samples.length, parts: r.parts }, 2)
   }, 120_000)
-})
-
-describe("--quick warms each fresh pair up", () => {
-  test("with its own --warm unless one is given; a full run stays cold unless asked", () => {
-    expect(QUICK_WARM_MS).toBeGreaterThan(0)
-    expect(parseArgs(["--quick"]).jitWarmupMs).toBe(QUICK_WARM_MS)
-    expect(parseArgs(["--quick", "--warm", "0"]).jitWarmupMs).toBe(0)
-    expect(parseArgs([]).jitWarmupMs).toBe(0)
-  })
 })

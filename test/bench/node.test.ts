@@ -183,7 +183,8 @@ describe("a --quick run", () => {
       if (r.code !== 0) console.error(r.stderr)
       expect(r.code).toBe(0)
       const [head, ...lines] = jsonLines(r.stdout)
-      expect(head.notes).toEqual([])
+      // a pair whose V8 threads stayed busy (collecting 64 KiB answers) is measured after 2 s and noted: not a failure
+      expect(head.notes.filter((n: string) => !n.includes("compiler threads"))).toEqual([])
       const measured = lines.filter((l) => l.type === "measurement")
       expect(measured.map((l) => `${l.name}:${l.mode} ${l.size} ${l.inflight}`).sort()).toEqual(
         NODE_IDS.flatMap((id) => [64, 65536].flatMap((s) => [1, 32].map((n) => `${id} ${s} ${n}`))).sort(),

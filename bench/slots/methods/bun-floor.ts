@@ -9,6 +9,7 @@ import { spawn } from "../../lib/child.ts"
 import { processCpuSeconds, selfCpuSeconds } from "../../lib/cpu.ts"
 import { Samples } from "../../lib/samples.ts"
 import { partRates, type Sample } from "../measure.ts"
+import { settle } from "../settle.ts"
 
 // Layout, in 32-bit words: [0] worker ready, [16] stop; then per slot a line (16 words) with the request
 // sequence number and a line with the response's, then the slot's request and response buffers.
@@ -49,10 +50,17 @@ const dir = () => (existsSync("/dev/shm") ? "/dev/shm" : tmpdir())
 let runs = 0
 
 /**
- * Measures `inflight` concurrent echoes of `size` bytes for `ms` after `warmMs` of warm-up. The hub side runs
- * here, synchronously: this process's event loop is blocked for the duration.
+ * Measures `inflight` concurrent echoes of `size` bytes for `ms` after a warm-up: until both processes' compilers
+ * are done with it and at least `warmMs` (`warmed` false: `warmMs` alone). The hub side runs here, synchronously:
+ * this process's event loop is blocked for the duration of each warm-up window and of the measurement.
  */
-export async function measure(size: number, inflight: number, ms: number, warmMs: number): Promise<Sample> {
+export async function measure(
+  size: number,
+  inflight: number,
+  ms: number,
+  warmMs: number,
+  warmed = false,
+): Promise<Sample> {
   const file = join(dir(), `slotbus-bunfloor-${process.pid}-${runs++}`)
   writeFileSync(file, new Uint8Array(fileSize(size, inflight)))
   const child = spawn([process.execPath, import.meta.path, file, String(size), String(inflight)])
@@ -107,7 +115,9 @@ export async function measure(size: number, inflight: number, ms: number, warmMs
       }
       return count
     }
-    run(warmMs, null, null)
+    // a fresh Bun compiles its loop on its JIT threads for a few hundred ms: warmed until they are done, unless cold
+    if (warmed) await settle((forMs) => void run(forMs, null, null), warmMs, [process.pid, child.pid])
+    else run(warmMs, null, null)
     const times = new Samples()
     const w0 = processCpuSeconds(child.proc.pid)
     const h0 = selfCpuSeconds()

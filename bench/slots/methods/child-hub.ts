@@ -37,6 +37,7 @@ export async function childHub(cmd: string[], env: SpawnOptions["env"], what: st
       const s = await ask<Omit<Sample, "times"> & { times: number[] }>(`measure ${size} ${inflight} ${ms} ${warmMs}`)
       return { ...s, times: Samples.of(s.times) }
     },
+    warm: async (size, inflight, ms) => void (await ask(`warm ${size} ${inflight} ${ms}`)),
     idle: (ms) => ask(`idle ${ms}`),
     close: async () => {
       // "close" lets the hub end its worker and its bus; kill -9 only if it does not exit soon after
