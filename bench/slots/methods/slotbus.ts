@@ -2,7 +2,8 @@
 // Run directly, this file is that worker: bun slotbus.ts <name> <idle>
 import { SlotBus, SlotWorker, type IdleStrategy } from "../../../src/index.ts"
 import { spawn, type Child } from "../../lib/child.ts"
-import { cpuReport, parseCpuReport, selfCpuSeconds } from "../../lib/cpu.ts"
+import { cpuReport, parseCpuReport } from "../../lib/cpu.ts"
+import { idleCpu } from "../line-hub.ts"
 import { EMPTY, type Transport } from "../transport.ts"
 
 let opened = 0
@@ -57,17 +58,7 @@ export function open(idle: IdleStrategy, into = false): Promise<Transport> {
 export async function measureIdle(ms: number): Promise<{ hubCpuS: number; workerCpuS: number; elapsedS: number }> {
   const t = await open("park")
   try {
-    const body = new Uint8Array(64)
-    for (let i = 0; i < 200; i++) await t.roundTrip(body)
-    await Bun.sleep(50)
-    const w0 = await t.workerCpu()
-    const h0 = selfCpuSeconds()
-    const t0 = performance.now()
-    await Bun.sleep(ms)
-    const h1 = selfCpuSeconds()
-    const elapsedS = (performance.now() - t0) / 1000
-    const w1 = await t.workerCpu()
-    return { hubCpuS: h1 - h0, workerCpuS: w1 - w0, elapsedS }
+    return await idleCpu(t, ms)
   } finally {
     await t.close()
   }
