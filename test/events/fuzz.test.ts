@@ -13,7 +13,7 @@ import {
   type Subscription,
 } from "../../src/events/index.ts"
 import { fdCensus, settledCensus } from "../support/fds.ts"
-import { liveTimers, restoreTimers, trackTimers } from "../support/timers.ts"
+import { liveTimers, liveTimersIn, restoreTimers, trackTimers } from "../support/timers.ts"
 import { until } from "../support/helpers.ts"
 
 let topic: Topic
@@ -213,7 +213,11 @@ async function stillServes() {
     probe.close()
   }
   await until(() => topic.stats().subscribers.length === 0, "the probe's entry is free", 2000, 2)
-  expect(liveTimers.size).toBe(0)
+  // the test topic's housekeeping re-arms its timer every tick (every 1 s when idle: a run past the first tick saw
+  // it, under load); any other timer, or a second housekeeping one (a topic a case opened), is a case's, left behind
+  const housekeeping = liveTimersIn("events/housekeeping.ts")
+  expect(housekeeping).toBeLessThanOrEqual(1)
+  expect(liveTimers.size - housekeeping).toBe(0)
   await until(() => fdCensus().total <= baseFds, `fds back to ${baseFds} (now ${fdCensus().total})`, 2000, 5)
 }
 

@@ -3,7 +3,13 @@
 const realSetTimeout = globalThis.setTimeout
 const realClearTimeout = globalThis.clearTimeout
 
-export const liveTimers = new Set<unknown>()
+/** Each timer armed and not yet fired or cleared, with the stack that armed it. */
+export const liveTimers = new Map<unknown, string>()
+
+/** How many live timers were armed by code in `file` (a path's end, e.g. "events/housekeeping.ts"). */
+export function liveTimersIn(file: string): number {
+  return [...liveTimers.values()].filter((stack) => stack.includes(file)).length
+}
 
 export function trackTimers() {
   globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
@@ -11,7 +17,7 @@ export function trackTimers() {
       liveTimers.delete(h)
       fn(...args)
     }, ms)
-    liveTimers.add(h)
+    liveTimers.set(h, new Error().stack ?? "")
     return h
   }) as typeof setTimeout
   globalThis.clearTimeout = ((h: Parameters<typeof clearTimeout>[0]) => {
