@@ -93,7 +93,11 @@ export function parseCpuReport(bytes: Uint8Array | string): number {
  */
 const COMPILER_THREADS = new Set(["JITWorker", "JSCWarmUp", "node-V8Worker"])
 
-/** ns the compiler threads of `pids` have run so far (/proc/<pid>/task/<tid>/schedstat); a process gone counts 0. */
+/**
+ * ns the compiler threads of `pids` have run so far, from /proc/<pid>/task/<tid>/schedstat (ns; taskCpuSeconds's
+ * sources are 10 ms ticks where the kernel has no /proc/…/sched, as here, too coarse for a 25 ms window); a process
+ * or thread gone counts 0.
+ */
 export function compilerNs(pids: readonly number[]): number {
   let ns = 0
   for (const pid of pids) {

@@ -11,8 +11,14 @@ import type { Transport } from "./transport.ts"
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+export interface IdleCpu {
+  hubCpuS: number
+  workerCpuS: number
+  elapsedS: number
+}
+
 /** CPU seconds the hub and the worker use over `ms` with nothing sent, after some traffic. */
-export async function idleCpu(t: Transport, ms: number) {
+export async function idleCpu(t: Transport, ms: number): Promise<IdleCpu> {
   const body = new Uint8Array(64)
   for (let i = 0; i < 200; i++) await t.roundTrip(body)
   await sleep(50)

@@ -1,13 +1,8 @@
 // The orchestrator's side of a hub in a process of its own (../line-hub.ts): a Driver that asks it line by line.
 import { type SpawnOptions, spawn } from "../../lib/child.ts"
 import { Samples } from "../../lib/samples.ts"
+import type { IdleCpu } from "../line-hub.ts"
 import type { Driver, Sample } from "../measure.ts"
-
-export interface IdleCpu {
-  hubCpuS: number
-  workerCpuS: number
-  elapsedS: number
-}
 
 export interface ChildHub extends Driver {
   /** CPU seconds the parked hub and its worker use over `ms` with nothing sent. */

@@ -8,7 +8,8 @@ import { spawn } from "../../lib/child.ts"
 import { parseCpuReport } from "../../lib/cpu.ts"
 import { benchNode, buildForNode, nodeFlags } from "../../lib/node.ts"
 import { EMPTY, SkipMethod, type Transport } from "../transport.ts"
-import { type ChildHub, childHub, type IdleCpu } from "./child-hub.ts"
+import type { IdleCpu } from "../line-hub.ts"
+import { type ChildHub, childHub } from "./child-hub.ts"
 import { openBus } from "./slotbus.ts"
 
 interface Built {

@@ -3,7 +3,7 @@
 import { SlotBus, SlotWorker, type IdleStrategy } from "../../../src/index.ts"
 import { spawn, type Child } from "../../lib/child.ts"
 import { cpuReport, parseCpuReport } from "../../lib/cpu.ts"
-import { idleCpu } from "../line-hub.ts"
+import { type IdleCpu, idleCpu } from "../line-hub.ts"
 import { EMPTY, type Transport } from "../transport.ts"
 
 let opened = 0
@@ -55,7 +55,7 @@ export function open(idle: IdleStrategy, into = false): Promise<Transport> {
 }
 
 /** CPU seconds a parked hub and worker use while nothing is sent, over `ms`. */
-export async function measureIdle(ms: number): Promise<{ hubCpuS: number; workerCpuS: number; elapsedS: number }> {
+export async function measureIdle(ms: number): Promise<IdleCpu> {
   const t = await open("park")
   try {
     return await idleCpu(t, ms)
