@@ -1,5 +1,6 @@
 // bench/lib/child.ts, the child-process helper of the tests and the bench, with real processes and signals.
 import { afterEach, expect, test } from "bun:test"
+import { reapedChildrenCpuSeconds } from "../../bench/lib/child.ts"
 import { rejection, run, spawn, stopAll } from "../support/helpers.ts"
 
 afterEach(stopAll)
@@ -89,4 +90,12 @@ test("run feeds stdin and returns the exit code and both outputs", async () => {
   )
   expect(r).toMatchObject({ code: 2, stdout: "ABC\n", stderr: "e\n" })
   expect(r.cpuS).toBeGreaterThan(0) // its CPU too, from its resource usage
+})
+
+test("a child run() ran counts in reapedChildrenCpuSeconds, as a spawned one does: the bench's CPU, not others'", async () => {
+  const before = reapedChildrenCpuSeconds()
+  const r = await run(bun("const end = Date.now() + 300; while (Date.now() < end) {}"))
+  expect(r.code).toBe(0)
+  expect(r.cpuS).toBeGreaterThan(0.2)
+  expect(reapedChildrenCpuSeconds() - before).toBeGreaterThanOrEqual(r.cpuS)
 })

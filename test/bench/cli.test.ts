@@ -239,6 +239,37 @@ describe("the command line", () => {
     )
   })
 
+  test("--only backends measures a backend's hub in a child process of its own, warmed as every pair is", async () => {
+    const r = await cli([
+      "bench",
+      "--quick",
+      "--rounds",
+      "1",
+      "--only",
+      "backends:posix-spin",
+      "--sizes",
+      "64",
+      "--idle",
+      "0",
+      "--json",
+    ])
+    expect(r.code).toBe(0)
+    const [head, ...rows] = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l))
+    expect(head.notes).toEqual([])
+    expect(rows.map((x) => `${x.name}:${x.mode} ${x.inflight}`)).toEqual([
+      "backends:posix-spin 1",
+      "backends:posix-spin 32",
+    ])
+    // one hub for the round, driven line by line (bench/slots/line-hub.ts), warmed at its size: not a fresh pair for
+    // each measurement, as it was
+    expect(head.methods[0].warm_ms).toHaveLength(1)
+    expect(head.methods[0].warm_ms[0]).toBeGreaterThanOrEqual(SETTLE_WINDOWS * SETTLE_WINDOW_MS)
+    for (const row of rows) expect(row.msgs_per_s).toBeGreaterThan(0)
+  })
+
   test("--load starts CPU burners and the header says so", async () => {
     const r = await cli([
       "bench",
