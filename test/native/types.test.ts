@@ -162,14 +162,16 @@ const NODE_TSCONFIG = {
   },
 }
 
-/** A Node front as docs/api.md has it: nodeHandler behind node:http, the status server. */
-const NODE_OK = `import { createServer } from "node:http"
-import { nodeHandler, SlotBus } from "slotbus"
+/** A Node front as docs/api.md has it: nodeHandler behind node:http, an inline listener instrumented, the status server. */
+const NODE_OK = `import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
+import { instrument, nodeHandler, SlotBus } from "slotbus"
 import { serveStatus } from "slotbus/status"
 
 export async function front(): Promise<void> {
   const bus = await SlotBus.listen("orders")
   createServer(nodeHandler(bus)).listen(8080)
+  // a listener written inline, its parameters typed as docs/api.md says
+  createServer(instrument((req: IncomingMessage, res: ServerResponse) => res.end(req.url))).listen(8081)
   const status = await serveStatus([bus], { port: 0 })
   await status.stop()
 }
