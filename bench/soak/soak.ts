@@ -191,6 +191,8 @@ export interface SoakResult {
   restarts: number
   rss_mib: { start: number; warm: number; end: number; peak: number }
   fds: { start: number; end: number }
+  /** Workers the hub serves at the end, once the pool is refilled: the `workers` asked for. */
+  workersAtEnd: number
   /** The first few problems, for the report. */
   problems: string[]
 }
@@ -224,6 +226,7 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
     restarts: 0,
     rss_mib: { start: 0, warm: 0, end: 0, peak: 0 },
     fds: { start: 0, end: 0 },
+    workersAtEnd: 0,
     problems: [],
   }
   const problem = (text: string) => {
@@ -365,6 +368,9 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
           const live = [...workers]
           const victim = live[Math.floor(Math.random() * live.length)]
           if (victim && sending) {
+            // out of the pool at once: a kill before its exit is seen would pick it again and start a second
+            // replacement (the pool grew by one each time: 6 workers of 4 after 40 s of --kill-every 300)
+            workers.delete(victim)
             victim.signal("SIGKILL")
             r.kills++
             setTimeout(() => {
@@ -415,6 +421,7 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
     r.rss_mib.warm ||= r.rss_mib.end
     r.rss_mib.peak = Math.max(r.rss_mib.peak, r.rss_mib.start, r.rss_mib.end)
     r.fds.end = fdCount()
+    r.workersAtEnd = bus.workerCount
     return r
   } finally {
     for (const c of workers) c.signal("SIGKILL")
@@ -437,7 +444,7 @@ export function renderSoak(r: SoakResult, o: SoakOptions): string {
     `slotbus soak · ${r.seconds} s · ${r.workers} workers × ${o.slots} slots · ${o.lanes} in flight · bodies 0–${o.maxSize >= 1 << 20 ? `${o.maxSize / (1 << 20)} MiB` : `${o.maxSize} B`} · timeout ${o.timeoutMs} ms + ${o.graceMs} ms grace`,
     `sent ${r.sent}  correct ${r.correct}  wrong ${r.wrong}  duplicated ${r.duplicated}  hung ${r.hung}${r.late ? ` (${r.late} settled late)` : ""}`,
     `rejections: ${rej}`,
-    `workers: ${r.kills} killed with kill -9, ${r.restarts} restarted; ${(r.bytes / 2 ** 30).toFixed(2)} GiB checked, ${Math.round(r.sent / r.seconds)} requests/s`,
+    `workers: ${r.kills} killed with kill -9, ${r.restarts} restarted, ${r.workersAtEnd} at the end; ${(r.bytes / 2 ** 30).toFixed(2)} GiB checked, ${Math.round(r.sent / r.seconds)} requests/s`,
     `hub RSS: start ${r.rss_mib.start} MiB, after warm-up ${r.rss_mib.warm} MiB, end ${r.rss_mib.end} MiB, peak ${r.rss_mib.peak} MiB · hub fds: start ${r.fds.start}, end ${r.fds.end}`,
     ...r.problems.map((p) => `problem: ${p}`),
     soakFailed(r)
