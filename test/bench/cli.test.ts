@@ -26,6 +26,18 @@ const bin = join(repo, "bin", "slotbus.ts")
 const REQUIRED = ["name", "mode", "size", "inflight", "p50_us", "p99_us", "msgs_per_s", "cpu_s"]
 
 const cli = (args: string[], timeoutMs = 30_000) => runCmd([process.execPath, bin, ...args], { cwd: repo, timeoutMs })
+/** `slotbus bench --quick --sizes 64 --idle 0 --json` and `args`: the run, its header record and its rows (none if it failed). */
+async function quickJson(args: string[]) {
+  const r = await cli(["bench", "--quick", ...args, "--sizes", "64", "--idle", "0", "--json"])
+  const [head, ...rows] =
+    r.code === 0
+      ? r.stdout
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l))
+      : []
+  return { r, head, rows }
+}
 
 /** Checks that a page needs nothing from outside itself. */
 function expectSelfContained(html: string) {
@@ -176,24 +188,8 @@ describe("the command line", () => {
   })
 
   test("--json without a file writes a header record and JSON lines to stdout and moves the table to stderr", async () => {
-    const r = await cli([
-      "bench",
-      "--quick",
-      "--rounds",
-      "2",
-      "--only",
-      "worker",
-      "--sizes",
-      "64",
-      "--idle",
-      "0",
-      "--json",
-    ])
+    const { r, head, rows } = await quickJson(["--rounds", "2", "--only", "worker"])
     expect(r.code).toBe(0)
-    const [head, ...rows] = r.stdout
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l))
     expect(head).toMatchObject({ type: "header", versions: { bun: Bun.version }, settings: { rounds: 2 } })
     expect(rows.map((x) => x.inflight)).toEqual([1, 32])
     for (const row of rows) for (const k of REQUIRED) expect(row).toHaveProperty(k)
@@ -204,23 +200,8 @@ describe("the command line", () => {
   test("a fresh pair is warmed until its compilers are done, --warm at least; the header and legend say so", async () => {
     expect(parseArgs([]).jitWarmupMs).toBe(0)
     expect(parseArgs([]).cold).toBe(false)
-    const r = await cli([
-      "bench",
-      "--quick",
-      "--rounds",
-      "1",
-      "--warm",
-      "200",
-      "--only",
-      "worker",
-      "--sizes",
-      "64",
-      "--idle",
-      "0",
-      "--json",
-    ])
+    const { r, head } = await quickJson(["--rounds", "1", "--warm", "200", "--only", "worker"])
     expect(r.code).toBe(0)
-    const head = JSON.parse(r.stdout.split("\n")[0]!)
     expect(head.settings.jitWarmupMs).toBe(200)
     expect(head.methods[0].warm_ms).toHaveLength(1)
     expect(head.methods[0].warm_ms[0]).toBeGreaterThanOrEqual(200)
@@ -240,24 +221,8 @@ describe("the command line", () => {
   })
 
   test("--only backends measures a backend's hub in a child process of its own, warmed as every pair is", async () => {
-    const r = await cli([
-      "bench",
-      "--quick",
-      "--rounds",
-      "1",
-      "--only",
-      "backends:posix-spin",
-      "--sizes",
-      "64",
-      "--idle",
-      "0",
-      "--json",
-    ])
+    const { r, head, rows } = await quickJson(["--rounds", "1", "--only", "backends:posix-spin"])
     expect(r.code).toBe(0)
-    const [head, ...rows] = r.stdout
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l))
     expect(head.notes).toEqual([])
     expect(rows.map((x) => `${x.name}:${x.mode} ${x.inflight}`)).toEqual([
       "backends:posix-spin 1",
@@ -271,23 +236,8 @@ describe("the command line", () => {
   })
 
   test("--load starts CPU burners and the header says so", async () => {
-    const r = await cli([
-      "bench",
-      "--quick",
-      "--rounds",
-      "1",
-      "--load",
-      "1",
-      "--only",
-      "worker",
-      "--sizes",
-      "64",
-      "--idle",
-      "0",
-      "--json",
-    ])
+    const { r, head } = await quickJson(["--rounds", "1", "--load", "1", "--only", "worker"])
     expect(r.code).toBe(0)
-    const head = JSON.parse(r.stdout.split("\n")[0]!)
     expect(head.load.burners).toBe(1)
     expect(r.stderr).toContain("LOAD: 1 CPU burner process")
   })
